@@ -1,0 +1,41 @@
+# `make run`: the example app against the bundled development provider.
+# `make test`: ruff, mypy and the whole test suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PROVIDER := tests/provider
+
+.PHONY: setup run test lint bench docs clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[redis,dev]'
+	touch $@
+
+$(PROVIDER)/node_modules/.package-lock.json: $(PROVIDER)/package-lock.json
+	npm ci --prefix $(PROVIDER) --no-audit --no-fund --loglevel=error
+
+setup: $(BIN)/.installed $(PROVIDER)/node_modules/.package-lock.json
+
+run: setup
+	@echo "Provider: http://127.0.0.1:9400   App: http://127.0.0.1:5000   (Ctrl-C stops both)"
+	@trap 'kill $$(jobs -p) 2>/dev/null; wait' INT TERM EXIT; \
+	node $(PROVIDER)/server.mjs & \
+	$(BIN)/flask --app example_app run --host 127.0.0.1 --port 5000 & \
+	wait
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/sphinx-build -q -W -b html docs docs/_build/html
+	$(BIN)/pytest
+
+docs: setup
+	$(BIN)/sphinx-build -W -b html docs docs/_build/html
+
+clean:
+	rm -rf $(VENV) $(PROVIDER)/node_modules docs/_build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,95 @@
+"""Example app: sign in with OpenID Connect and watch the session stay fresh.
+
+Every ``OIDC_*`` setting is read from the environment variable of the same name. Without
+``OIDC_ISSUER`` it uses the bundled development provider on http://127.0.0.1:9400 (``make run``).
+``SESSION_TYPE=redis`` with ``REDIS_URL`` keeps sessions in Redis.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask, render_template_string
+from markupsafe import Markup
+
+from flask_oidc_refresh import OIDC
+
+DEVELOPMENT_PROVIDER = {
+    "OIDC_ISSUER": "http://127.0.0.1:9400",
+    "OIDC_CLIENT_ID": "example-app",
+    "OIDC_CLIENT_SECRET": "example-secret",
+}
+
+oidc = OIDC()
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>{{ title }} · Flask-OIDC-Refresh example</title>
+<style>
+body{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem}
+dt{font-weight:600}dd{margin:0 0 .5rem 0;font-family:monospace}</style></head>
+<body>
+<h1>{{ title }}</h1>
+{% if user %}
+  <p>Signed in as <strong id="sub">{{ user.sub }}</strong>
+  {% if user.email %}(<span id="email">{{ user.email }}</span>){% endif %}.</p>
+  <form method="post" action="{{ url_for('oidc.logout') }}">
+    <button type="submit">Sign out</button>
+  </form>
+{% else %}
+  <p><a href="{{ url_for('oidc.login', next=url_for('profile')) }}">Sign in</a></p>
+{% endif %}
+{{ body }}
+<p><a href="{{ url_for('index') }}">Home</a> · <a href="{{ url_for('profile') }}">Profile</a></p>
+</body></html>
+"""
+
+PROFILE = """
+<h2>Your claims</h2>
+<dl id="claims">
+{% for key, value in user|dictsort %}<dt>{{ key }}</dt><dd>{{ value }}</dd>{% endfor %}
+</dl>
+"""
+
+
+def create_app() -> Flask:
+    """The example app, configured from the environment."""
+    app = Flask(__name__)
+    app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY", "development-only-secret")
+    settings = {k: v for k, v in os.environ.items() if k.startswith("OIDC_")}
+    if "OIDC_ISSUER" not in settings:
+        settings = {**DEVELOPMENT_PROVIDER, **settings}
+    app.config.update(settings)
+    if os.environ.get("SESSION_TYPE"):
+        app.config["SESSION_TYPE"] = os.environ["SESSION_TYPE"]
+    if os.environ.get("REDIS_URL"):
+        from redis import Redis
+
+        app.config["SESSION_REDIS"] = Redis.from_url(os.environ["REDIS_URL"])
+    oidc.init_app(app)
+
+    def page(title: str, body: str = "", **context: Any) -> str:
+        inner = Markup(render_template_string(body, user=oidc.user, **context))
+        return render_template_string(PAGE, title=title, body=inner, user=oidc.user)
+
+    @app.get("/")
+    def index() -> str:
+        return page("Flask-OIDC-Refresh example")
+
+    @app.get("/profile")
+    @oidc.login_required
+    def profile() -> str:
+        return page("Profile", PROFILE)
+
+    @app.get("/api/me")
+    @oidc.login_required
+    def api_me() -> dict[str, Any]:
+        return {"user": oidc.user}
+
+    @app.get("/api/health")
+    @oidc.exempt
+    def api_health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,22 @@
+"""OpenID Connect sign-in for Flask that keeps sessions fresh."""
+
+from __future__ import annotations
+
+from .config import ConfigError
+from .errors import CrossSiteRequest, LoginError, LoginRequired, OIDCError, ProviderUnavailable
+from .extension import OIDC
+from .signals import session_renewal_failed, session_renewed, user_logged_in, user_logged_out
+
+__all__ = [
+    "OIDC",
+    "ConfigError",
+    "CrossSiteRequest",
+    "LoginError",
+    "LoginRequired",
+    "OIDCError",
+    "ProviderUnavailable",
+    "session_renewal_failed",
+    "session_renewed",
+    "user_logged_in",
+    "user_logged_out",
+]

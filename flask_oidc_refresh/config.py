@@ -1,0 +1,270 @@
+"""``OIDC_*`` configuration: defaults, and one frozen settings object read at ``init_app``."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+#: Every key the extension reads, with its default. ``init_app`` applies these with
+#: ``app.config.setdefault``; the docs' configuration page describes each one.
+DEFAULTS: dict[str, Any] = {
+    "OIDC_ISSUER": None,
+    "OIDC_CLIENT_ID": None,
+    "OIDC_CLIENT_SECRET": None,
+    "OIDC_CLIENT_AUTH_METHOD": "client_secret_basic",
+    "OIDC_SCOPES": ["openid", "email", "profile"],
+    "OIDC_URL_PREFIX": "/oidc",
+    "OIDC_REDIRECT_URI": None,
+    "OIDC_AUTHORIZATION_ENDPOINT": None,
+    "OIDC_TOKEN_ENDPOINT": None,
+    "OIDC_JWKS_URI": None,
+    "OIDC_USERINFO_ENDPOINT": None,
+    "OIDC_END_SESSION_ENDPOINT": None,
+    "OIDC_REVOCATION_ENDPOINT": None,
+    "OIDC_ID_TOKEN_ALGORITHMS": None,
+    "OIDC_FETCH_USERINFO": True,
+    "OIDC_MAX_STATES": 50,
+    "OIDC_STATE_LIFETIME_SECONDS": 600,
+    "OIDC_HTTP_TIMEOUT_SECONDS": 10.0,
+    "OIDC_DISCOVERY_CACHE_SECONDS": 3600,
+    "OIDC_JWKS_REFETCH_INTERVAL_SECONDS": 60,
+    "OIDC_CLOCK_SKEW_SECONDS": 60,
+    "OIDC_ALLOW_INSECURE_HTTP": False,
+    "OIDC_LOGIN_REDIRECT_URL": "/",
+    "OIDC_LOGOUT_REDIRECT_URL": "/",
+    "OIDC_LOGIN_REDIRECT_URL_FAILURE": None,
+    "OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS": 900,
+    "OIDC_EXEMPT_URLS": [],
+    "OIDC_SESSION_TOUCH_FRACTION": 0.1,
+}
+
+CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+#: Asymmetric signature algorithms accepted when the provider advertises none we know.
+ASYMMETRIC_ALGORITHMS = (
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+)  # fmt: skip
+ENDPOINT_KEYS = {
+    "authorization_endpoint": "OIDC_AUTHORIZATION_ENDPOINT",
+    "token_endpoint": "OIDC_TOKEN_ENDPOINT",
+    "jwks_uri": "OIDC_JWKS_URI",
+    "userinfo_endpoint": "OIDC_USERINFO_ENDPOINT",
+    "end_session_endpoint": "OIDC_END_SESSION_ENDPOINT",
+    "revocation_endpoint": "OIDC_REVOCATION_ENDPOINT",
+}
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+#: Endpoints without which there is no sign-in; when all are set, discovery is skipped.
+REQUIRED_ENDPOINTS = ("authorization_endpoint", "token_endpoint", "jwks_uri")
+
+
+class ConfigError(RuntimeError):
+    """A missing or invalid ``OIDC_*`` setting; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The ``OIDC_*`` settings of one app, checked and converted to their types."""
+
+    issuer: str
+    client_id: str
+    client_secret: str | None
+    client_auth_method: str
+    scopes: tuple[str, ...]
+    url_prefix: str
+    redirect_uri: str | None
+    endpoints: Mapping[str, str]
+    id_token_algorithms: tuple[str, ...] | None
+    fetch_userinfo: bool
+    max_states: int
+    state_lifetime: int
+    http_timeout: float
+    discovery_cache_seconds: int
+    jwks_refetch_interval: int
+    clock_skew: int
+    allow_insecure_http: bool
+    login_redirect_url: str
+    logout_redirect_url: str
+    login_failure_url: str | None
+    renew_after: int
+    exempt_urls: tuple[str | re.Pattern[str], ...]
+    session_touch_fraction: float
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Settings:
+        """Read and check every ``OIDC_*`` key; strings (from the environment) are converted."""
+        allow_http = _bool(config, "OIDC_ALLOW_INSECURE_HTTP")
+        issuer = _optional_str(config, "OIDC_ISSUER")
+        if issuer is not None:
+            check_url(issuer, "OIDC_ISSUER", allow_http)
+        endpoints = {}
+        for name, key in ENDPOINT_KEYS.items():
+            url = _optional_str(config, key)
+            if url is not None:
+                check_url(url, key, allow_http)
+                endpoints[name] = url
+        if issuer is None:
+            raise ConfigError(
+                "OIDC_ISSUER is not set: set it to the provider's issuer URL (its discovery "
+                "document is read from there unless the endpoints are set explicitly)."
+            )
+        client_id = _optional_str(config, "OIDC_CLIENT_ID")
+        if not client_id:
+            raise ConfigError(
+                "OIDC_CLIENT_ID is not set: the client id registered at the provider."
+            )
+        client_secret = _optional_str(config, "OIDC_CLIENT_SECRET")
+        if not client_secret:
+            raise ConfigError("OIDC_CLIENT_SECRET is not set: the client secret from the provider.")
+        auth_method = _str(config, "OIDC_CLIENT_AUTH_METHOD")
+        if auth_method not in CLIENT_AUTH_METHODS:
+            raise ConfigError(f"OIDC_CLIENT_AUTH_METHOD must be one of {CLIENT_AUTH_METHODS}.")
+        scopes = _list(config, "OIDC_SCOPES")
+        if "openid" not in scopes:
+            raise ConfigError("OIDC_SCOPES must include 'openid'.")
+        prefix = _str(config, "OIDC_URL_PREFIX")
+        if not prefix.startswith("/"):
+            raise ConfigError("OIDC_URL_PREFIX must start with '/'.")
+        algorithms = config.get("OIDC_ID_TOKEN_ALGORITHMS")
+        if algorithms is not None:
+            algorithms = _list(config, "OIDC_ID_TOKEN_ALGORITHMS")
+            if not algorithms or "none" in algorithms:
+                raise ConfigError(
+                    "OIDC_ID_TOKEN_ALGORITHMS must list signing algorithms, not 'none'."
+                )
+        return cls(
+            issuer=issuer,
+            client_id=client_id,
+            client_secret=client_secret,
+            client_auth_method=auth_method,
+            scopes=tuple(scopes),
+            url_prefix=prefix.rstrip("/"),
+            redirect_uri=_optional_str(config, "OIDC_REDIRECT_URI"),
+            endpoints=endpoints,
+            id_token_algorithms=None if algorithms is None else tuple(algorithms),
+            fetch_userinfo=_bool(config, "OIDC_FETCH_USERINFO"),
+            max_states=_int(config, "OIDC_MAX_STATES", minimum=1),
+            state_lifetime=_int(config, "OIDC_STATE_LIFETIME_SECONDS", minimum=1),
+            http_timeout=_float(config, "OIDC_HTTP_TIMEOUT_SECONDS"),
+            discovery_cache_seconds=_int(config, "OIDC_DISCOVERY_CACHE_SECONDS", minimum=0),
+            jwks_refetch_interval=_int(config, "OIDC_JWKS_REFETCH_INTERVAL_SECONDS", minimum=0),
+            clock_skew=_int(config, "OIDC_CLOCK_SKEW_SECONDS", minimum=0),
+            allow_insecure_http=allow_http,
+            login_redirect_url=_str(config, "OIDC_LOGIN_REDIRECT_URL"),
+            logout_redirect_url=_str(config, "OIDC_LOGOUT_REDIRECT_URL"),
+            login_failure_url=_optional_str(config, "OIDC_LOGIN_REDIRECT_URL_FAILURE"),
+            renew_after=_int(config, "OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS", minimum=0),
+            exempt_urls=_exempt_urls(config),
+            session_touch_fraction=_float(config, "OIDC_SESSION_TOUCH_FRACTION", allow_zero=True),
+        )
+
+
+def is_loopback(url: str) -> bool:
+    """True when the URL's host is this machine."""
+    return urlsplit(url).hostname in LOOPBACK_HOSTS
+
+
+def check_url(url: str, key: str, allow_http: bool) -> None:
+    """Refuse anything but ``https`` (``http`` only on loopback or when explicitly allowed)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and parts.hostname and (allow_http or is_loopback(url)):
+        return
+    raise ConfigError(
+        f"{key} must be an https:// URL (got {url!r}); plain http:// is accepted only for "
+        "loopback hosts, or everywhere with OIDC_ALLOW_INSECURE_HTTP = True."
+    )
+
+
+def _optional_str(config: Mapping[str, Any], key: str) -> str | None:
+    value = config.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} must be a string, not {type(value).__name__}.")
+    return value
+
+
+def _str(config: Mapping[str, Any], key: str) -> str:
+    value = _optional_str(config, key)
+    if value is None:
+        raise ConfigError(f"{key} must not be empty.")
+    return value
+
+
+def _bool(config: Mapping[str, Any], key: str) -> bool:
+    value = config.get(key)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in (
+        "1",
+        "true",
+        "yes",
+        "on",
+        "0",
+        "false",
+        "no",
+        "off",
+    ):
+        return value.lower() in ("1", "true", "yes", "on")
+    raise ConfigError(f"{key} must be true or false, not {value!r}.")
+
+
+def _int(config: Mapping[str, Any], key: str, minimum: int) -> int:
+    value = config.get(key)
+    try:
+        number = (
+            int(value) if isinstance(value, int | str) and not isinstance(value, bool) else None
+        )
+    except ValueError:
+        number = None
+    if number is None or number < minimum:
+        raise ConfigError(f"{key} must be a whole number of at least {minimum}, not {value!r}.")
+    return number
+
+
+def _float(config: Mapping[str, Any], key: str, *, allow_zero: bool = False) -> float:
+    value = config.get(key)
+    try:
+        number = (
+            float(value)
+            if isinstance(value, int | float | str) and not isinstance(value, bool)
+            else None
+        )
+    except ValueError:
+        number = None
+    if number is None or number < 0 or (number == 0 and not allow_zero):
+        raise ConfigError(f"{key} must be a positive number, not {value!r}.")
+    return number
+
+
+def _list(config: Mapping[str, Any], key: str) -> list[str]:
+    """A list of strings; from the environment as JSON or separated by commas or spaces."""
+    value = config.get(key)
+    if isinstance(value, str):
+        value = (
+            json.loads(value)
+            if value.lstrip().startswith("[")
+            else re.split(r"[\s,]+", value.strip())
+        )
+    if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{key} must be a list of strings, not {value!r}.")
+    return [item for item in value if item]
+
+
+def _exempt_urls(config: Mapping[str, Any]) -> tuple[str | re.Pattern[str], ...]:
+    value = config.get("OIDC_EXEMPT_URLS")
+    if isinstance(value, str):
+        return tuple(_list(config, "OIDC_EXEMPT_URLS"))
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(v, str | re.Pattern) for v in value
+    ):
+        raise ConfigError(
+            "OIDC_EXEMPT_URLS must be a list of paths, endpoint names or compiled regexes."
+        )
+    return tuple(value)

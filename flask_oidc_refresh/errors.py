@@ -1,0 +1,61 @@
+"""The errors the extension answers with: a short page for a browser, JSON for a script.
+
+Each is a Werkzeug ``HTTPException``, so an app can restyle it with ``app.errorhandler``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import json, request
+from werkzeug.exceptions import HTTPException
+
+from .navigation import is_script_request
+
+
+class OIDCError(HTTPException):
+    """Base class: ``error`` is the machine-readable code sent to scripts."""
+
+    code = 400
+    error = "invalid_request"
+
+    def __init__(self, description: str, *, error: str | None = None) -> None:
+        super().__init__(description)
+        if error is not None:
+            self.error = error
+
+    def get_body(self, environ: Any = None, scope: Any = None) -> str:
+        """A JSON object for script requests, the standard HTML error page otherwise."""
+        if is_script_request(request):
+            return json.dumps({"error": self.error, "error_description": self.description})
+        return super().get_body(environ, scope)
+
+    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
+        """The body's content type, and no caching."""
+        kind = "application/json" if is_script_request(request) else "text/html; charset=utf-8"
+        return [("Content-Type", kind), ("Cache-Control", "no-store")]
+
+
+class LoginError(OIDCError):
+    """A sign-in response that is missing, forged, replayed, or refused by the provider (400)."""
+
+
+class LoginRequired(OIDCError):
+    """A script asked for a protected resource without a signed-in user (401)."""
+
+    code = 401
+    error = "login_required"
+
+
+class CrossSiteRequest(OIDCError):
+    """A state-changing request that came from another site (403)."""
+
+    code = 403
+    error = "cross_site_request"
+
+
+class ProviderUnavailable(OIDCError):
+    """The provider could not be reached or answered nonsense (502)."""
+
+    code = 502
+    error = "provider_unavailable"

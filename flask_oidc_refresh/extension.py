@@ -1,0 +1,123 @@
+"""The ``OIDC`` extension object: registration, the signed-in user, and the view decorators."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    redirect,
+    request,
+    session,
+    url_for,
+)
+
+from .config import DEFAULTS, Settings
+from .errors import LoginRequired, ProviderUnavailable
+from .navigation import is_script_request
+from .provider import Provider, ProviderError
+from .sessions import ensure_server_side_sessions, slide_session_lifetime
+from .state import LoginHandler, OIDCState, get_state
+from .store import load_login
+from .views import make_blueprint
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("flask_oidc_refresh")
+EXEMPT_ATTRIBUTE = "_oidc_exempt"
+
+
+class OIDC:
+    """OpenID Connect sign-in and session renewal for Flask apps.
+
+    ``OIDC(app)`` or ``oidc = OIDC()`` then ``oidc.init_app(app)`` in an app factory. Keyword
+    options are ``OIDC_*`` settings without the prefix, in lower case (``client_id="..."``); they
+    take precedence over ``app.config``.
+    """
+
+    def __init__(self, app: Flask | None = None, **options: Any) -> None:
+        unknown = {f"OIDC_{name.upper()}" for name in options} - set(DEFAULTS)
+        if unknown:
+            raise TypeError(f"unknown OIDC options: {', '.join(sorted(unknown))}")
+        self._options = {f"OIDC_{name.upper()}": value for name, value in options.items()}
+        self._login_handlers: list[LoginHandler] = []
+        self._exempt_blueprints: set[str] = {"oidc"}
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Register on ``app``: settings, sessions, blueprint, hooks and template helper."""
+        if "oidc" in app.extensions:
+            raise RuntimeError("The OIDC extension is already registered on this app.")
+        for key, default in DEFAULTS.items():
+            app.config.setdefault(key, default)
+        settings = Settings.from_config({**app.config, **self._options})
+        ensure_server_side_sessions(app)
+        if settings.session_touch_fraction > 0:
+            slide_session_lifetime(app, settings.session_touch_fraction)
+        app.extensions["oidc"] = OIDCState(
+            settings=settings, provider=Provider(settings), login_handlers=self._login_handlers
+        )
+        app.register_blueprint(make_blueprint(settings.url_prefix))
+        app.register_error_handler(ProviderError, _provider_unavailable)
+
+    @property
+    def user(self) -> dict[str, Any] | None:
+        """The signed-in user's claims, or None."""
+        get_state()
+        login = load_login(session)
+        return login.claims if login else None
+
+    @property
+    def access_token(self) -> str | None:
+        """The signed-in user's access token, or None."""
+        get_state()
+        login = load_login(session)
+        return login.access_token if login else None
+
+    def login_required(self, view: F) -> F:
+        """Let only signed-in users in: a page load goes to sign-in and comes back, a script
+        request gets ``401`` with JSON."""
+
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            get_state()
+            if load_login(session) is not None:
+                return current_app.ensure_sync(view)(*args, **kwargs)
+            login_url = url_for("oidc.login", next=request.full_path.rstrip("?"))
+            if is_script_request(request):
+                raise LoginRequired("Sign-in required.")
+            return redirect(login_url)
+
+        return wrapper  # type: ignore[return-value]
+
+    def on_login(self, handler: LoginHandler) -> LoginHandler:
+        """Decorator: call ``handler(claims)`` after each sign-in, e.g. to load the app's own
+        user and call Flask-Login's ``login_user``. An exception (such as ``abort(403)``) undoes
+        the sign-in."""
+        self._login_handlers.append(handler)
+        return handler
+
+    @overload
+    def exempt(self, view: Blueprint) -> Blueprint: ...
+    @overload
+    def exempt(self, view: F) -> F: ...
+    def exempt(self, view: F | Blueprint) -> F | Blueprint:
+        """Exempt a view function, or a blueprint and its children, from session renewal."""
+        if isinstance(view, Blueprint):
+            self._exempt_blueprints.add(view.name)
+        else:
+            setattr(view, EXEMPT_ATTRIBUTE, True)
+        return view
+
+
+def _provider_unavailable(exc: ProviderError) -> Response:
+    log.error("identity provider unavailable: %s", exc)
+    return ProviderUnavailable(
+        "The identity provider is unavailable. Please try again later."
+    ).get_response()  # type: ignore[return-value]

@@ -1,0 +1,179 @@
+"""The OpenID Provider as seen from here: discovery and keys, cached; timeouts on every call."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+from authlib.integrations.base_client import OAuthError
+from authlib.integrations.requests_client import OAuth2Session
+from joserfc.errors import JoseError
+from joserfc.jwk import GuestProtocol, Key, KeySet
+
+from .config import ASYMMETRIC_ALGORITHMS, ENDPOINT_KEYS, REQUIRED_ENDPOINTS, Settings, check_url
+
+
+class ProviderError(Exception):
+    """The provider could not be reached or answered something unusable."""
+
+
+class TokenEndpointError(Exception):
+    """The token endpoint refused a grant (``invalid_grant`` and friends)."""
+
+    def __init__(self, error: str, description: str | None) -> None:
+        super().__init__(f"{error}: {description}" if description else error)
+        self.error = error
+
+
+class Provider:
+    """Discovery document and signing keys of one provider, shared by all requests of a process.
+
+    Both are fetched on first use, not at start-up, so an app starts while its provider is down.
+    The discovery document is kept for ``OIDC_DISCOVERY_CACHE_SECONDS``; the key set is fetched
+    again when a token names an unknown ``kid``, at most once per
+    ``OIDC_JWKS_REFETCH_INTERVAL_SECONDS``.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.http = requests.Session()
+        self._lock = threading.RLock()
+        self._metadata: dict[str, Any] | None = None
+        self._metadata_expires = 0.0
+        self._keys: KeySet | None = None
+        self._keys_fetched = 0.0
+
+    def get(self, url: str, **kwargs: Any) -> requests.Response:
+        """GET with the configured timeout; network failures become :class:`ProviderError`."""
+        return self._send("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> requests.Response:
+        """POST with the configured timeout; network failures become :class:`ProviderError`."""
+        return self._send("POST", url, **kwargs)
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self.settings.http_timeout)
+        try:
+            return self.http.request(method, url, **kwargs)
+        except requests.RequestException as exc:
+            raise ProviderError(f"{method} {url} failed: {exc.__class__.__name__}") from exc
+
+    def client(self) -> OAuth2Session:
+        """An Authlib OAuth 2 client for this app: client authentication, PKCE S256, timeouts."""
+        settings = self.settings
+        return OAuth2Session(
+            settings.client_id,
+            settings.client_secret,
+            token_endpoint_auth_method=settings.client_auth_method,
+            revocation_endpoint_auth_method=settings.client_auth_method,
+            scope=" ".join(settings.scopes),
+            code_challenge_method="S256",
+            default_timeout=settings.http_timeout,
+        )
+
+    def token_request(self, **params: Any) -> dict[str, Any]:
+        """Send a grant to the token endpoint and return the token response."""
+        url = self.metadata["token_endpoint"]
+        with self.client() as client:
+            try:
+                token = client.fetch_token(url, **params)
+            except OAuthError as exc:
+                raise TokenEndpointError(exc.error or "error", exc.description) from exc
+            except (requests.RequestException, ValueError) as exc:
+                raise ProviderError(f"token request failed: {exc.__class__.__name__}") from exc
+        if not isinstance(token.get("access_token"), str):
+            raise ProviderError("the token response has no access_token")
+        return dict(token)
+
+    def get_json(self, url: str, **kwargs: Any) -> dict[str, Any]:
+        """GET a JSON object; anything else is a :class:`ProviderError`."""
+        response = self.get(url, **kwargs)
+        if response.status_code != 200:
+            raise ProviderError(f"GET {url} answered {response.status_code}")
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise ProviderError(f"GET {url} did not answer JSON") from exc
+        if not isinstance(data, dict):
+            raise ProviderError(f"GET {url} did not answer a JSON object")
+        return data
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        """The discovery document, with explicitly configured endpoints taking precedence."""
+        if self._metadata is None or time.monotonic() >= self._metadata_expires:
+            with self._lock:
+                if self._metadata is None or time.monotonic() >= self._metadata_expires:
+                    self._metadata = self._load_metadata()
+                    self._metadata_expires = (
+                        time.monotonic() + self.settings.discovery_cache_seconds
+                    )
+        return self._metadata
+
+    def _load_metadata(self) -> dict[str, Any]:
+        settings = self.settings
+        metadata: dict[str, Any] = {"issuer": settings.issuer}
+        if not set(REQUIRED_ENDPOINTS) <= set(settings.endpoints):
+            url = f"{settings.issuer.rstrip('/')}/.well-known/openid-configuration"
+            metadata = self.get_json(url)
+            if metadata.get("issuer") != settings.issuer:
+                raise ProviderError(
+                    f"discovery names issuer {metadata.get('issuer')!r}, not OIDC_ISSUER "
+                    f"{settings.issuer!r}"
+                )
+            for name in ENDPOINT_KEYS:
+                if isinstance(metadata.get(name), str):
+                    try:
+                        check_url(metadata[name], name, settings.allow_insecure_http)
+                    except RuntimeError as exc:
+                        raise ProviderError(str(exc)) from exc
+        metadata.update(settings.endpoints)
+        for name in REQUIRED_ENDPOINTS:
+            if not isinstance(metadata.get(name), str):
+                raise ProviderError(f"the provider has no {name}; set {ENDPOINT_KEYS[name]}")
+        return metadata
+
+    def endpoint(self, name: str) -> str | None:
+        """An endpoint URL from the metadata, or None when the provider has none."""
+        value = self.metadata.get(name)
+        return value if isinstance(value, str) else None
+
+    @property
+    def id_token_algorithms(self) -> tuple[str, ...]:
+        """Allowed ID token algorithms: configured, or the asymmetric ones the provider offers."""
+        if self.settings.id_token_algorithms is not None:
+            return self.settings.id_token_algorithms
+        offered = self.metadata.get("id_token_signing_alg_values_supported") or ["RS256"]
+        allowed = tuple(alg for alg in offered if alg in ASYMMETRIC_ALGORITHMS)
+        return allowed or ("RS256",)
+
+    @property
+    def advertises_iss_parameter(self) -> bool:
+        """Whether authorization responses must carry ``iss`` (RFC 9207)."""
+        return self.metadata.get("authorization_response_iss_parameter_supported") is True
+
+    def signing_key(self, token: GuestProtocol) -> Key:
+        """The provider key named by a token's ``kid``; an unknown one refetches the key set."""
+        kid = token.headers().get("kid")
+        alg = token.headers().get("alg")
+        keys = self._key_set(refresh=False)
+        try:
+            return keys.get_by_kid(kid, {"alg": alg} if alg else None)
+        except (JoseError, ValueError):
+            keys = self._key_set(refresh=True)
+            return keys.get_by_kid(kid, {"alg": alg} if alg else None)
+
+    def _key_set(self, refresh: bool) -> KeySet:
+        with self._lock:
+            due = time.monotonic() - self._keys_fetched >= self.settings.jwks_refetch_interval
+            if self._keys is None or (refresh and due):
+                jwks_uri = self.metadata["jwks_uri"]
+                try:
+                    self._keys = KeySet.import_key_set(self.get_json(jwks_uri))  # type: ignore[arg-type]
+                except (JoseError, ValueError, KeyError) as exc:
+                    raise ProviderError(f"the key set at {jwks_uri} is not valid") from exc
+                self._keys_fetched = time.monotonic()
+            return self._keys

@@ -1,0 +1,16 @@
+"""Blinker signals, sent with the app as sender."""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+#: A user signed in; ``claims`` is the user's claims.
+user_logged_in = _signals.signal("oidc-user-logged-in")
+#: A user signed out here; ``claims`` is who they were.
+user_logged_out = _signals.signal("oidc-user-logged-out")
+#: A session's tokens were renewed; ``claims`` and ``method`` (``"prompt_none"``).
+session_renewed = _signals.signal("oidc-session-renewed")
+#: A renewal failed and the sign-in was ended; ``claims`` and ``reason``.
+session_renewal_failed = _signals.signal("oidc-session-renewal-failed")

@@ -1,0 +1,87 @@
+"""ID token validation (OpenID Connect Core 3.1.3.7 and 12.2): pure protocol, no Flask globals."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from authlib.oidc.core import CodeIDToken
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeyFlexible
+from joserfc.jws import JWSRegistry
+
+
+class TokenError(Exception):
+    """A token failed a check; the message says which, without the token itself."""
+
+
+def validate_id_token(
+    id_token: str,
+    *,
+    key: KeyFlexible,
+    algorithms: Collection[str],
+    issuer: str,
+    client_id: str,
+    nonce: str | None,
+    access_token: str | None = None,
+    leeway: int = 60,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """Check an ID token's signature and claims and return its claims.
+
+    Checks the signature with ``key`` and only ``algorithms`` (never ``none``), ``iss``,
+    that ``aud`` contains ``client_id``, ``azp`` when present or needed, ``exp`` and ``iat``
+    with ``leeway``, ``nonce`` when one was sent, and ``at_hash`` when present.
+    """
+    if "none" in algorithms:
+        raise TokenError("the 'none' algorithm is never accepted")
+    try:
+        token = jwt.decode(
+            id_token,
+            key,
+            algorithms=list(algorithms),
+            registry=JWSRegistry(algorithms=list(algorithms), strict_check_header=False),
+        )
+    except (JoseError, ValueError) as exc:
+        raise TokenError(f"ID token rejected: {exc.__class__.__name__}") from exc
+    claims = CodeIDToken(
+        token.claims,
+        token.header,
+        options={
+            "iss": {"essential": True, "value": issuer},
+            "aud": {"essential": True, "value": client_id},
+        },
+        params={"client_id": client_id, "nonce": nonce, "access_token": access_token},
+    )
+    try:
+        claims.validate(now=int(now if now is not None else time.time()), leeway=leeway)
+    except (JoseError, ValueError) as exc:
+        raise TokenError(f"ID token claim rejected: {exc}") from exc
+    _check_audience(claims, client_id)
+    return dict(claims)
+
+
+def _check_audience(claims: Mapping[str, Any], client_id: str) -> None:
+    """``aud`` must contain the client id whatever ``azp`` says (Authlib lets ``azp`` decide)."""
+    audience = claims.get("aud")
+    audiences = audience if isinstance(audience, list) else [audience]
+    if client_id not in audiences:
+        raise TokenError("ID token is meant for another audience")
+    if not isinstance(claims.get("iat"), int | float):
+        raise TokenError("ID token has no valid iat")
+
+
+def check_renewed_id_token(previous: Mapping[str, Any], renewed: Mapping[str, Any]) -> None:
+    """A renewed ID token must be about the same user from the same issuer (Core 12.2)."""
+    for claim in ("iss", "sub"):
+        if previous.get(claim) != renewed.get(claim):
+            raise TokenError(f"renewed ID token changed {claim}")
+    if _audiences(previous) != _audiences(renewed):
+        raise TokenError("renewed ID token changed aud")
+
+
+def _audiences(claims: Mapping[str, Any]) -> set[str]:
+    audience = claims.get("aud")
+    return set(audience) if isinstance(audience, list) else {str(audience)}

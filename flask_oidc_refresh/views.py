@@ -1,0 +1,166 @@
+"""The extension's blueprint: login, callback, logout and its callback, and the static script."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from urllib.parse import urlsplit
+
+from authlib.common.security import generate_token
+from authlib.common.urls import add_params_to_uri
+from flask import Blueprint, current_app, redirect, request, session, url_for
+from flask.sessions import SessionInterface
+from werkzeug.wrappers import Response
+
+from . import flow, signals
+from .errors import CrossSiteRequest, LoginError
+from .navigation import safe_next
+from .provider import ProviderError, TokenEndpointError
+from .state import get_state
+from .store import Login, clear_login, load_login, save_login
+from .tokens import TokenError
+
+log = logging.getLogger("flask_oidc_refresh")
+LOGOUT_STATE_KEY = "_oidc_logout_state"
+
+
+def make_blueprint(url_prefix: str) -> Blueprint:
+    """The ``oidc`` blueprint, mounted at ``url_prefix``."""
+    bp = Blueprint("oidc", __name__, url_prefix=url_prefix, static_folder="static")
+    bp.add_url_rule("/login", view_func=login, methods=["GET"])
+    bp.add_url_rule("/callback", view_func=callback, methods=["GET"])
+    bp.add_url_rule("/logout", view_func=logout, methods=["POST"])
+    bp.add_url_rule("/logout/callback", view_func=logout_callback, methods=["GET"])
+    return bp
+
+
+def start_login(next_url: str, *, silent: bool) -> Response:
+    """Redirect to the provider for a new login (``silent``: with ``prompt=none``)."""
+    state = get_state()
+    settings = state.settings
+    pending = flow.PendingLogin.new(
+        redirect_uri=settings.redirect_uri or url_for("oidc.callback", _external=True),
+        next_url=next_url,
+        silent=silent,
+        lifetime=settings.state_lifetime,
+    )
+    url = flow.authorization_url(state.provider, pending)
+    flow.remember(session, pending, settings.max_states)
+    return redirect(url)
+
+
+def login() -> Response:
+    """``GET /login?next=...``: start an interactive login that comes back to ``next``."""
+    settings = get_state().settings
+    return start_login(
+        safe_next(request.args.get("next"), settings.login_redirect_url), silent=False
+    )
+
+
+def callback() -> Response:
+    """``GET /callback``: the provider's answer; check everything, then sign the user in."""
+    state = get_state()
+    provider = state.provider
+    pending = flow.take(session, request.args.get("state", ""))
+    if pending is None:
+        log.warning("sign-in callback with an unknown, used or expired state")
+        raise LoginError(
+            "This sign-in response is unknown, was already used, or has expired. "
+            "Please sign in again.",
+            error="invalid_state",
+        )
+    issuer = request.args.get("iss")
+    if (
+        issuer is not None or provider.advertises_iss_parameter
+    ) and issuer != provider.settings.issuer:
+        log.warning("sign-in callback with iss %r, expected %r", issuer, provider.settings.issuer)
+        raise LoginError("This sign-in response comes from another issuer.", error="invalid_issuer")
+    error = request.args.get("error")
+    if error:
+        log.info("the provider answered the sign-in request with %s", error[:100])
+        raise LoginError(
+            f"The identity provider did not sign you in ({error[:100]}).", error="access_denied"
+        )
+    code = request.args.get("code")
+    if not code:
+        log.warning("sign-in callback without a code")
+        raise LoginError("This sign-in response has no authorization code.")
+    try:
+        token, claims = flow.finish(provider, pending, code)
+    except TokenEndpointError as exc:
+        log.warning("the token endpoint refused the code: %s", exc)
+        raise LoginError(
+            "The identity provider refused this sign-in response.", error=exc.error
+        ) from exc
+    except TokenError as exc:
+        log.warning("sign-in rejected: %s", exc)
+        raise LoginError("The sign-in response failed validation.", error="invalid_token") from exc
+    interface: SessionInterface = current_app.session_interface
+    regenerate = getattr(interface, "regenerate", None)
+    if regenerate is not None:
+        regenerate(session)
+    save_login(session, Login.from_tokens(token, claims, state.settings.renew_after))
+    try:
+        for handler in state.login_handlers:
+            handler(claims)
+    except BaseException:
+        clear_login(session)
+        raise
+    signals.user_logged_in.send(current_app._get_current_object(), claims=claims)  # type: ignore[attr-defined]
+    return redirect(pending.next_url)
+
+
+def logout() -> Response:
+    """``POST /logout``: end the local session, then the provider's when it offers that."""
+    check_same_origin()
+    settings = get_state().settings
+    signed_in = load_login(session)
+    session.clear()
+    local_url = safe_next(settings.logout_redirect_url, "/")
+    if signed_in is None:
+        return redirect(local_url)
+    signals.user_logged_out.send(current_app._get_current_object(), claims=signed_in.claims)  # type: ignore[attr-defined]
+    try:
+        end_session = get_state().provider.endpoint("end_session_endpoint")
+    except ProviderError as exc:
+        log.warning("signed out locally only, the provider is unavailable: %s", exc)
+        end_session = None
+    if end_session is None:
+        return redirect(local_url)
+    logout_state = generate_token(32)
+    session[LOGOUT_STATE_KEY] = logout_state
+    url = add_params_to_uri(
+        end_session,
+        {
+            "id_token_hint": signed_in.id_token,
+            "client_id": settings.client_id,
+            "post_logout_redirect_uri": url_for("oidc.logout_callback", _external=True),
+            "state": logout_state,
+        },
+    )
+    return redirect(url)
+
+
+def logout_callback() -> Response:
+    """``GET /logout/callback``: back from the provider; check ``state``, go to the local page."""
+    expected = session.pop(LOGOUT_STATE_KEY, None)
+    given = request.args.get("state", "")
+    if not isinstance(expected, str) or not hmac.compare_digest(given, expected):
+        log.warning("logout callback with an unknown state")
+        raise LoginError(
+            "This sign-out response is unknown or was already used.", error="invalid_state"
+        )
+    return redirect(safe_next(get_state().settings.logout_redirect_url, "/"))
+
+
+def check_same_origin() -> None:
+    """Refuse a state-changing request sent by another site (a forged form or script)."""
+    site = request.headers.get("Sec-Fetch-Site")
+    origin = request.headers.get("Origin") or request.headers.get("Referer")
+    same = site in (None, "same-origin", "none")
+    if same and origin and origin != "null":
+        parts = urlsplit(origin)
+        same = f"{parts.scheme}://{parts.netloc}" == request.host_url.rstrip("/")
+    if not same or origin == "null":
+        log.warning("refused a cross-site %s %s", request.method, request.path)
+        raise CrossSiteRequest("This request came from another site and was refused.")

@@ -1,0 +1,66 @@
+"""A small app with a route of every kind, for the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Flask
+from flask.testing import FlaskClient
+
+from flask_oidc_refresh import OIDC
+
+SCRIPT = {"X-Requested-With": "XMLHttpRequest"}
+NAVIGATION = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8", "Sec-Fetch-Mode": "navigate"}
+
+
+def build_app(instance_path: Path, config: dict[str, Any]) -> tuple[Flask, OIDC]:
+    app = Flask("test_app", instance_path=str(instance_path))
+    app.config.update(SECRET_KEY="test-secret", **config)
+    oidc = OIDC()
+
+    @app.get("/")
+    def index() -> str:
+        return "public"
+
+    @app.get("/private")
+    @oidc.login_required
+    def private() -> str:
+        return f"hello {oidc.user['sub']}" if oidc.user else "nobody"
+
+    @app.get("/api/data")
+    @oidc.login_required
+    def api_data() -> dict[str, Any]:
+        return {"sub": oidc.user["sub"] if oidc.user else None}
+
+    @app.route("/api/data", methods=["POST"])
+    def api_post() -> dict[str, bool]:
+        return {"posted": True}
+
+    @app.get("/health")
+    @oidc.exempt
+    def health() -> str:
+        return "ok"
+
+    public = Blueprint("public", __name__, url_prefix="/public")
+    nested = Blueprint("nested", __name__, url_prefix="/nested")
+
+    @nested.get("/page")
+    def nested_page() -> str:
+        return "nested"
+
+    public.register_blueprint(nested)
+    oidc.exempt(public)
+    app.register_blueprint(public)
+    oidc.init_app(app)
+    return app, oidc
+
+
+def login(client: FlaskClient, provider: Any, next_url: str = "/private") -> Any:
+    """Sign ``client`` in through the fake provider; returns the callback's response."""
+    response = client.get("/oidc/login?" + urlencode({"next": next_url}))
+    assert response.status_code == 302, response.data
+    return client.get(
+        "/oidc/callback", query_string=provider.authorize(response.headers["Location"])
+    )

@@ -1,0 +1,175 @@
+"""Shared fixtures: free ports, the real development provider, apps served over HTTP."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+PROVIDER_DIR = Path(__file__).parent / "provider"
+CLIENT_ID = "example-app"
+CLIENT_SECRET = "example-secret"
+
+
+def require_tool(name: str) -> str:
+    """The path of a tool the test needs; in CI a missing tool fails the test, never skips it."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_line(process: subprocess.Popen[str], marker: str, timeout: float = 20) -> None:
+    """Read the process's stdout until ``marker`` appears."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if marker in line:
+            return
+        if not line and process.poll() is not None:
+            break
+    raise RuntimeError(f"process did not print {marker!r} (exit code {process.poll()})")
+
+
+def stop(process: subprocess.Popen[Any]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    for pipe in (process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()
+
+
+class DevProvider:
+    """A running development provider, with its event log."""
+
+    def __init__(self, port: int, event_log: Path) -> None:
+        self.port = port
+        self.issuer = f"http://127.0.0.1:{port}"
+        self.event_log = event_log
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        import json
+
+        if not self.event_log.exists():
+            return []
+        events = [json.loads(line) for line in self.event_log.read_text().splitlines() if line]
+        return [e for e in events if name is None or e["event"] == name]
+
+
+@pytest.fixture
+def start_provider(tmp_path: Path) -> Iterator[Callable[..., DevProvider]]:
+    """Start the real development provider for given app ports; stopped after the test."""
+    node = require_tool("node")
+    if not (PROVIDER_DIR / "node_modules").is_dir():
+        pytest.fail("tests/provider/node_modules is missing: run `make test` (it runs npm ci)")
+    processes: list[subprocess.Popen[str]] = []
+
+    def start(app_ports: list[int], **env: str) -> DevProvider:
+        port = free_port()
+        provider = DevProvider(port, tmp_path / f"op-events-{port}.jsonl")
+        bases = [f"http://127.0.0.1:{p}" for p in app_ports]
+        environment = {
+            **os.environ,
+            "OP_PORT": str(port),
+            "OP_REDIRECT_URIS": ",".join(f"{b}/oidc/callback" for b in bases),
+            "OP_POST_LOGOUT_REDIRECT_URIS": ",".join(f"{b}/oidc/logout/callback" for b in bases),
+            "OP_BACKCHANNEL_LOGOUT_URI": f"{bases[0]}/oidc/backchannel-logout",
+            "OP_EVENT_LOG": str(provider.event_log),
+            **env,
+        }
+        process = subprocess.Popen(
+            [node, "server.mjs"],
+            cwd=PROVIDER_DIR,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        processes.append(process)
+        wait_for_line(process, "oidc-provider listening")
+        return provider
+
+    yield start
+    for process in processes:
+        stop(process)
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., str]]:
+    """Serve a Flask app over HTTP on 127.0.0.1 in a thread; returns its base URL."""
+    servers = []
+
+    def run(app: Flask, port: int | None = None) -> str:
+        server = make_server("127.0.0.1", port or 0, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        return f"http://127.0.0.1:{server.server_port}"
+
+    yield run
+    for server, thread in servers:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def fake_provider(serve: Callable[..., str]) -> Any:
+    """The adversarial in-process provider, served on a free loopback port."""
+    from fake_provider import FakeProvider
+
+    provider = FakeProvider()
+    provider.issuer = serve(provider.app)
+    return provider
+
+
+@pytest.fixture
+def make_app(tmp_path: Path, fake_provider: Any) -> Callable[..., Any]:
+    """Build a test app against the fake provider: ``make_app(**config) -> (app, oidc)``."""
+    from apps import build_app
+    from fake_provider import CLIENT_ID, CLIENT_SECRET
+
+    def make(**config: Any) -> Any:
+        settings = {
+            "OIDC_ISSUER": fake_provider.issuer,
+            "OIDC_CLIENT_ID": CLIENT_ID,
+            "OIDC_CLIENT_SECRET": CLIENT_SECRET,
+            **config,
+        }
+        return build_app(tmp_path / "instance", settings)
+
+    return make
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Any]) -> Flask:
+    app, _ = make_app()
+    return app  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def client(app: Flask) -> Any:
+    return app.test_client()

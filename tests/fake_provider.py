@@ -1,0 +1,132 @@
+"""An in-process OpenID Provider that can be told to misbehave.
+
+The real development provider is always correct; this one produces the failures a real
+provider cannot be made to: forged, expired or misaddressed ID tokens, broken answers, delays.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import time
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from flask import Flask, Response, jsonify, request
+from joserfc import jwt
+from joserfc.jwk import OctKey, RSAKey
+
+CLIENT_ID = "test-client"
+CLIENT_SECRET = "test-secret-that-is-long-enough-for-hs256"
+
+
+SIGNING_KEY = RSAKey.generate_key(2048, parameters={"kid": "key-1", "alg": "RS256", "use": "sig"})
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class FakeProvider:
+    """Discovery, JWKS, token and userinfo endpoints, with knobs for every kind of bad answer."""
+
+    def __init__(self) -> None:
+        self.key = SIGNING_KEY
+        self.issuer = ""  # set once served
+        self.codes: dict[str, dict[str, str]] = {}
+        self.token_requests: list[dict[str, Any]] = []
+        self.jwks_requests = 0
+        self.discovery_requests = 0
+        self.claims: dict[
+            str, Any
+        ] = {}  # merged into (or, with None values, removed from) ID tokens
+        self.header: dict[str, Any] = {}
+        self.id_token: str | None = None  # a raw ID token to answer with instead
+        self.token_status = 200
+        self.token_body: Any = None  # a raw token response body instead
+        self.userinfo: dict[str, Any] | None = None
+        self.iss_parameter_supported = True
+        self.delay = 0.0
+        self.app = self._make_app()
+
+    def _make_app(self) -> Flask:
+        app = Flask("fake-provider")
+
+        @app.get("/.well-known/openid-configuration")
+        def discovery() -> Response:
+            self.discovery_requests += 1
+            time.sleep(self.delay)
+            return jsonify(
+                issuer=self.issuer,
+                authorization_endpoint=f"{self.issuer}/authorize",
+                token_endpoint=f"{self.issuer}/token",
+                jwks_uri=f"{self.issuer}/jwks",
+                userinfo_endpoint=f"{self.issuer}/userinfo",
+                end_session_endpoint=f"{self.issuer}/logout",
+                id_token_signing_alg_values_supported=["RS256", "HS256", "none"],
+                authorization_response_iss_parameter_supported=self.iss_parameter_supported,
+            )
+
+        @app.get("/jwks")
+        def jwks() -> Response:
+            self.jwks_requests += 1
+            return jsonify(keys=[self.key.as_dict(private=False)])
+
+        @app.post("/token")
+        def token() -> Any:
+            time.sleep(self.delay)
+            self.token_requests.append(
+                {"form": request.form.to_dict(), "auth": request.authorization}
+            )
+            if self.token_body is not None:
+                return self.token_body, self.token_status
+            code = self.codes.pop(request.form.get("code", ""), None)
+            if code is None:
+                return {"error": "invalid_grant", "error_description": "unknown code"}, 400
+            verifier = request.form.get("code_verifier", "")
+            if b64(hashlib.sha256(verifier.encode()).digest()) != code["code_challenge"]:
+                return {"error": "invalid_grant", "error_description": "PKCE mismatch"}, 400
+            access_token = secrets.token_urlsafe(16)
+            return {
+                "access_token": access_token,
+                "token_type": "Bearer",
+                "expires_in": 3600,
+                "id_token": self.id_token or self.make_id_token(code["nonce"]),
+            }, self.token_status
+
+        @app.get("/userinfo")
+        def userinfo() -> Any:
+            return self.userinfo or {"sub": "alice", "email": "alice@example.test"}
+
+        return app
+
+    def make_id_token(self, nonce: str | None, **claims: Any) -> str:
+        now = int(time.time())
+        payload = {
+            "iss": self.issuer,
+            "sub": "alice",
+            "aud": CLIENT_ID,
+            "iat": now,
+            "exp": now + 300,
+        }
+        if nonce is not None:
+            payload["nonce"] = nonce
+        payload.update({**self.claims, **claims})
+        payload = {k: v for k, v in payload.items() if v is not None}
+        header = {"alg": "RS256", "kid": "key-1", **self.header}
+        if header["alg"] == "none":
+            return f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}."
+        if header["alg"].startswith("HS"):
+            return jwt.encode(
+                header, payload, OctKey.import_key(CLIENT_SECRET), algorithms=[header["alg"]]
+            )
+        return jwt.encode(header, payload, self.key, algorithms=[header["alg"]])
+
+    def authorize(self, authorization_url: str) -> dict[str, str]:
+        """Act as the user agreeing at the provider: returns the callback's query parameters."""
+        query = {k: v[0] for k, v in parse_qs(urlsplit(authorization_url).query).items()}
+        code = secrets.token_urlsafe(16)
+        self.codes[code] = {"nonce": query["nonce"], "code_challenge": query["code_challenge"]}
+        return {"code": code, "state": query["state"], "iss": self.issuer}

@@ -1,0 +1,199 @@
+// Development OpenID Provider for the Flask-OIDC-Refresh test suite.
+//
+// Wraps panva's oidc-provider with one static confidential client. Everything
+// is configurable through OP_* environment variables (read below). NOT for
+// production use: it accepts any login/password, uses fixed cookie keys and
+// the in-memory adapter (all state is lost on restart).
+//
+//   node server.mjs            # listens on http://127.0.0.1:9400
+
+import { appendFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+
+import { Provider } from 'oidc-provider';
+
+// --- environment helpers ----------------------------------------------------
+
+const env = (name, fallback) => process.env[name] ?? fallback;
+const envInt = (name, fallback) => {
+  const value = Number.parseInt(env(name, ''), 10);
+  return Number.isNaN(value) ? fallback : value;
+};
+const envBool = (name, fallback) => {
+  const value = env(name, undefined);
+  return value === undefined || value === '' ? fallback : !['0', 'false', 'no', 'off'].includes(value.toLowerCase());
+};
+const envList = (name, fallback) => env(name, fallback).split(',').map((s) => s.trim()).filter(Boolean);
+
+const HOST = '127.0.0.1';
+const PORT = envInt('OP_PORT', 9400);
+const ISSUER = env('OP_ISSUER', '') || `http://${HOST}:${PORT}`;
+
+const CLIENT_ID = env('OP_CLIENT_ID', 'example-app');
+const CLIENT_SECRET = env('OP_CLIENT_SECRET', 'example-secret');
+const CLIENT_AUTH_METHOD = env('OP_CLIENT_AUTH_METHOD', 'client_secret_basic');
+const REDIRECT_URIS = envList(
+  'OP_REDIRECT_URIS',
+  'http://127.0.0.1:5000/oidc/callback,http://localhost:5000/oidc/callback',
+);
+const POST_LOGOUT_REDIRECT_URIS = envList(
+  'OP_POST_LOGOUT_REDIRECT_URIS',
+  'http://127.0.0.1:5000/oidc/logout/callback,http://localhost:5000/oidc/logout/callback',
+);
+const BACKCHANNEL_LOGOUT_URI = env('OP_BACKCHANNEL_LOGOUT_URI', 'http://127.0.0.1:5000/oidc/backchannel-logout');
+
+const ACCESS_TOKEN_TTL = envInt('OP_ACCESS_TOKEN_TTL', 3600);
+const ID_TOKEN_TTL = envInt('OP_ID_TOKEN_TTL', 3600);
+const REFRESH_TOKEN_TTL = envInt('OP_REFRESH_TOKEN_TTL', 86400);
+const SESSION_TTL = envInt('OP_SESSION_TTL', 86400);
+
+const ISSUE_REFRESH_TOKENS = envBool('OP_ISSUE_REFRESH_TOKENS', true);
+const ROTATE_REFRESH_TOKENS = envBool('OP_ROTATE_REFRESH_TOKENS', false);
+const EVENT_LOG = env('OP_EVENT_LOG', '');
+
+// --- event log (one JSON object per line) -----------------------------------
+
+function logEvent(event, ctx, details = {}) {
+  if (!EVENT_LOG) return;
+  const line = {
+    event,
+    time: Date.now(),
+    grant_type: ctx?.oidc?.params?.grant_type,
+    client_id: ctx?.oidc?.client?.clientId,
+    ...details,
+  };
+  // Sync append: the line is on disk before the HTTP response is sent.
+  appendFileSync(EVENT_LOG, `${JSON.stringify(line)}\n`);
+}
+
+const errorDetails = (err) => ({
+  error: err?.error ?? err?.name,
+  error_description: err?.error_description ?? err?.message,
+});
+
+// --- provider configuration -------------------------------------------------
+
+const client = {
+  client_id: CLIENT_ID,
+  client_secret: CLIENT_SECRET,
+  token_endpoint_auth_method: CLIENT_AUTH_METHOD,
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+  redirect_uris: REDIRECT_URIS,
+  post_logout_redirect_uris: POST_LOGOUT_REDIRECT_URIS,
+  ...(BACKCHANNEL_LOGOUT_URI ? {
+    backchannel_logout_uri: BACKCHANNEL_LOGOUT_URI,
+    backchannel_logout_session_required: true,
+  } : {}),
+};
+
+// Fresh RS256 signing key per process (avoids the built-in dev keys warning).
+const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'dev-rs256', alg: 'RS256', use: 'sig' };
+
+const configuration = {
+  clients: [client],
+  jwks: { keys: [signingKey] },
+  cookies: { keys: ['dev-cookie-key-1-not-secret', 'dev-cookie-key-2-not-secret'] },
+
+  scopes: ['openid', 'offline_access', 'email', 'profile'],
+  claims: {
+    openid: ['sub'],
+    email: ['email', 'email_verified'],
+    profile: ['name', 'preferred_username'],
+  },
+
+  // Any login is accepted; the account id (sub) is whatever was typed.
+  async findAccount(ctx, sub) {
+    return {
+      accountId: sub,
+      async claims() {
+        return {
+          sub,
+          email: `${sub}@example.test`,
+          email_verified: true,
+          name: sub,
+          preferred_username: sub,
+        };
+      },
+    };
+  },
+
+  features: {
+    devInteractions: { enabled: true },
+    revocation: { enabled: true },
+    userinfo: { enabled: true },
+    rpInitiatedLogout: { enabled: true },
+    backchannelLogout: { enabled: true },
+  },
+
+  pkce: { required: () => true }, // S256 is the only supported method
+
+  ttl: {
+    AccessToken: ACCESS_TOKEN_TTL,
+    IdToken: ID_TOKEN_TTL,
+    RefreshToken: REFRESH_TOKEN_TTL,
+    Session: SESSION_TTL,
+    Grant: Math.max(REFRESH_TOKEN_TTL, SESSION_TTL),
+    Interaction: 3600,
+    AuthorizationCode: 600,
+  },
+
+  // Issue a refresh token on every code exchange (no offline_access needed).
+  issueRefreshToken: async (ctx, c) => ISSUE_REFRESH_TOKENS && c.grantTypeAllowed('refresh_token'),
+  rotateRefreshToken: () => ROTATE_REFRESH_TOKENS,
+
+  // The default fetch pins an SSRF-protecting dispatcher that refuses
+  // loopback/private addresses; drop it so back-channel logout can reach
+  // an RP on 127.0.0.1.
+  fetch: (url, options) => {
+    delete options.dispatcher;
+    return globalThis.fetch(url, options);
+  },
+};
+
+const provider = new Provider(ISSUER, configuration);
+
+// --- events ---------------------------------------------------------------
+
+provider.on('grant.success', (ctx) => logEvent('grant.success', ctx, {
+  refresh_token_issued: Boolean(ctx.body?.refresh_token),
+}));
+provider.on('grant.error', (ctx, err) => logEvent('grant.error', ctx, errorDetails(err)));
+provider.on('grant.revoked', (ctx, grantId) => logEvent('grant.revoked', ctx, { grant_id: grantId }));
+provider.on('refresh_token.saved', (token) => logEvent('refresh_token.saved', Provider.ctx, { client_id: token.clientId }));
+provider.on('refresh_token.consumed', (token) => logEvent('refresh_token.consumed', Provider.ctx, { client_id: token.clientId }));
+provider.on('backchannel.success', (ctx, c, accountId, sid) => logEvent('backchannel.success', ctx, {
+  client_id: c.clientId, sub: accountId, sid,
+}));
+provider.on('backchannel.error', (ctx, err, c, accountId, sid) => logEvent('backchannel.error', ctx, {
+  client_id: c.clientId, sub: accountId, sid, ...errorDetails(err),
+  cause: err?.cause?.message,
+}));
+provider.on('end_session.success', (ctx) => logEvent('end_session.success', ctx));
+provider.on('authorization.success', (ctx) => logEvent('authorization.success', ctx, {
+  prompt: ctx.oidc.params?.prompt,
+}));
+provider.on('authorization.error', (ctx, err) => logEvent('authorization.error', ctx, errorDetails(err)));
+provider.on('revocation.error', (ctx, err) => logEvent('revocation.error', ctx, errorDetails(err)));
+provider.on('userinfo.error', (ctx, err) => logEvent('userinfo.error', ctx, errorDetails(err)));
+provider.on('end_session.error', (ctx, err) => logEvent('end_session.error', ctx, errorDetails(err)));
+provider.on('end_session_confirm.error', (ctx, err) => logEvent('end_session_confirm.error', ctx, errorDetails(err)));
+provider.on('server_error', (ctx, err) => {
+  logEvent('server_error', ctx, errorDetails(err));
+  console.error(err);
+});
+
+// --- start / stop -----------------------------------------------------------
+
+const server = provider.listen(PORT, HOST, () => {
+  console.log(`oidc-provider listening on ${ISSUER}`);
+});
+
+function shutdown() {
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+  setTimeout(() => process.exit(0), 1000).unref();
+}
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);

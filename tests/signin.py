@@ -1,0 +1,48 @@
+"""Drive the development provider's login and consent forms with ``requests``, as a person would."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urljoin
+
+import requests
+
+FORM_ACTION = re.compile(r'<form[^>]*\baction="([^"]+)"')
+
+
+def follow(http: requests.Session, url: str, stop_at: str | None = None) -> requests.Response:
+    """GET ``url`` and follow redirects by hand; stop early at a URL starting with ``stop_at``."""
+    response = http.get(url, allow_redirects=False)
+    while response.is_redirect:
+        url = urljoin(response.url, response.headers["Location"])
+        if stop_at and url.startswith(stop_at):
+            response.headers["X-Stopped-At"] = url
+            return response
+        response = http.get(url, allow_redirects=False)
+    return response
+
+
+def submit(
+    http: requests.Session, page: requests.Response, data: dict[str, str]
+) -> requests.Response:
+    """POST the page's form and follow the redirects that come after."""
+    match = FORM_ACTION.search(page.text)
+    assert match, f"no form on {page.url}: {page.text[:300]}"
+    response = http.post(urljoin(page.url, match.group(1)), data=data, allow_redirects=False)
+    while response.is_redirect:
+        response = http.get(
+            urljoin(response.url, response.headers["Location"]), allow_redirects=False
+        )
+    return response
+
+
+def sign_in(http: requests.Session, url: str, user: str = "alice") -> requests.Response:
+    """Open ``url`` of the app and sign in at the provider; returns the page landed on."""
+    page = follow(http, url)
+    forms_posted = 0
+    for prompt, data in (("login", {"login": user, "password": "secret"}), ("consent", {})):
+        if f'name="prompt" value="{prompt}"' in page.text:
+            page = submit(http, page, {"prompt": prompt, **data})
+            forms_posted += 1
+    page.headers["X-Forms-Posted"] = str(forms_posted)
+    return page

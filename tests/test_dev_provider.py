@@ -1,0 +1,131 @@
+"""Against the real development provider (Node oidc-provider): sign in, profile, sign out."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from conftest import CLIENT_ID, CLIENT_SECRET, free_port, stop, wait_for_line
+from signin import FORM_ACTION, follow, sign_in
+
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture
+def example_app(
+    start_provider: Callable[..., Any],
+    serve: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> Callable[..., str]:
+    """Start the real provider and example_app.py (in a thread) wired to it; returns its URL."""
+
+    def start(**env: str) -> str:
+        port = free_port()
+        provider = start_provider([port], **{k: v for k, v in env.items() if k.startswith("OP_")})
+        monkeypatch.setenv("OIDC_ISSUER", provider.issuer)
+        monkeypatch.setenv("OIDC_CLIENT_ID", CLIENT_ID)
+        monkeypatch.setenv("OIDC_CLIENT_SECRET", CLIENT_SECRET)
+        for key, value in env.items():
+            if key.startswith("OIDC_"):
+                monkeypatch.setenv(key, value)
+        import example_app
+
+        app = example_app.create_app()
+        app.instance_path = str(tmp_path / "instance")
+        return serve(app, port)
+
+    return start
+
+
+def test_sign_in_shows_the_users_claims(example_app: Callable[..., str]) -> None:
+    base = example_app()
+    http = requests.Session()
+    page = sign_in(http, f"{base}/profile", user="alice")
+    assert page.url == f"{base}/profile"
+    assert '<strong id="sub">alice</strong>' in page.text
+    assert "alice@example.test" in page.text
+    assert (
+        http.get(f"{base}/api/me", headers={"Accept": "application/json"}).json()["user"]["sub"]
+        == "alice"
+    )
+
+
+def test_client_secret_post_works_too(example_app: Callable[..., str]) -> None:
+    base = example_app(
+        OIDC_CLIENT_AUTH_METHOD="client_secret_post", OP_CLIENT_AUTH_METHOD="client_secret_post"
+    )
+    page = sign_in(requests.Session(), f"{base}/profile", user="bob")
+    assert '<strong id="sub">bob</strong>' in page.text
+
+
+def test_api_answers_401_json_before_sign_in(example_app: Callable[..., str]) -> None:
+    base = example_app()
+    response = requests.get(f"{base}/api/me", headers={"Accept": "application/json"})
+    assert response.status_code == 401
+    assert response.json()["error"] == "login_required"
+    assert requests.get(f"{base}/api/health").json() == {"status": "ok"}
+
+
+def test_sign_out_ends_both_sessions(example_app: Callable[..., str]) -> None:
+    base = example_app()
+    http = requests.Session()
+    sign_in(http, f"{base}/profile")
+    response = http.post(f"{base}/oidc/logout", headers={"Origin": base}, allow_redirects=False)
+    confirm = follow(http, response.headers["Location"])
+    action = FORM_ACTION.search(confirm.text)
+    xsrf = re.search(r'name="xsrf" value="([^"]+)"', confirm.text)
+    assert action and xsrf, confirm.text[:500]
+    done = http.post(action.group(1), data={"xsrf": xsrf.group(1), "logout": "yes"})
+    assert done.url == f"{base}/"
+    assert http.get(f"{base}/api/me", headers={"Accept": "application/json"}).status_code == 401
+    again = follow(http, f"{base}/profile")
+    assert 'name="prompt" value="login"' in again.text  # the provider asks for a password again
+
+
+@pytest.fixture
+def flask_run(start_provider: Callable[..., Any], tmp_path: Path) -> Iterator[Callable[[], str]]:
+    processes: list[subprocess.Popen[str]] = []
+
+    def start() -> str:
+        port = free_port()
+        provider = start_provider([port])
+        env = {
+            **os.environ,
+            "OIDC_ISSUER": provider.issuer,
+            "OIDC_CLIENT_ID": CLIENT_ID,
+            "OIDC_CLIENT_SECRET": CLIENT_SECRET,
+            "OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS": "900",
+        }
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "example_app", "run", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        processes.append(process)
+        process.stdout = process.stderr  # flask prints its address on stderr
+        wait_for_line(process, "Running on")
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for process in processes:
+        stop(process)
+
+
+def test_example_app_under_flask_run_configured_by_environment(
+    flask_run: Callable[[], str],
+) -> None:
+    base = flask_run()
+    page = sign_in(requests.Session(), f"{base}/profile", user="erin")
+    assert '<strong id="sub">erin</strong>' in page.text
+    assert "erin@example.test" in page.text

@@ -1,0 +1,82 @@
+"""The signed-in user in views: ``oidc.user``, ``login_required``, the login hook and signals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apps import NAVIGATION, SCRIPT, login
+from flask import abort
+
+from flask_oidc_refresh import user_logged_in, user_logged_out
+from flask_oidc_refresh.testing import OIDCTestClient, login_test_user
+
+
+def test_user_is_none_until_signed_in(app: Any, fake_provider: Any) -> None:
+    oidc = app.extensions["oidc"]
+    assert oidc is not None
+    client = app.test_client()
+    assert client.get("/").text == "public"
+    login(client, fake_provider)
+    assert client.get("/private").text == "hello alice"
+
+
+def test_login_required_sends_a_page_load_to_login_and_back(client: Any) -> None:
+    response = client.get("/private?page=2", headers=NAVIGATION)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/oidc/login?next=/private?page%3D2"
+
+
+def test_login_required_answers_a_script_with_401_json(client: Any) -> None:
+    for headers in (SCRIPT, {"Accept": "application/json"}, {"Sec-Fetch-Mode": "cors"}):
+        response = client.get("/api/data", headers=headers)
+        assert response.status_code == 401
+        assert response.json["error"] == "login_required"
+
+
+def test_on_login_hook_gets_the_claims(make_app: Any, fake_provider: Any) -> None:
+    app, oidc = make_app()
+    seen = []
+    oidc.on_login(seen.append)
+    login(app.test_client(), fake_provider)
+    assert [claims["sub"] for claims in seen] == ["alice"]
+
+
+def test_on_login_hook_can_refuse_the_user(make_app: Any, fake_provider: Any) -> None:
+    app, oidc = make_app()
+
+    @oidc.on_login
+    def only_bob(claims: dict[str, Any]) -> None:
+        if claims["sub"] != "bob":
+            abort(403)
+
+    client = app.test_client()
+    assert login(client, fake_provider).status_code == 403
+    assert client.get("/private", headers=SCRIPT).status_code == 401
+
+
+def test_signals_for_login_and_logout(app: Any, fake_provider: Any) -> None:
+    events = []
+    with (
+        user_logged_in.connected_to(
+            lambda sender, claims: events.append(("in", claims["sub"])), app
+        ),
+        user_logged_out.connected_to(
+            lambda sender, claims: events.append(("out", claims["sub"])), app
+        ),
+    ):
+        client = app.test_client()
+        login(client, fake_provider)
+        client.post("/oidc/logout")
+    assert events == [("in", "alice"), ("out", "alice")]
+
+
+def test_test_client_signs_a_user_in_without_a_provider(app: Any) -> None:
+    app.test_client_class = OIDCTestClient
+    client = app.test_client(user={"sub": "carol", "email": "carol@example.test"})
+    assert client.get("/private").text == "hello carol"
+
+
+def test_login_test_user_works_on_any_client(app: Any) -> None:
+    client = app.test_client()
+    login_test_user(client, {"sub": "dave"})
+    assert client.get("/api/data").json == {"sub": "dave"}

@@ -1,0 +1,78 @@
+"""Logout: local session ended, the provider's end-session endpoint, and its callback."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from apps import SCRIPT, login
+from fake_provider import CLIENT_ID
+
+
+def test_logout_ends_the_session_and_goes_to_the_provider(client: Any, fake_provider: Any) -> None:
+    login(client, fake_provider)
+    with client.session_transaction() as session:
+        id_token = session["_oidc_login"]["id_token"]
+    response = client.post("/oidc/logout")
+    assert response.status_code == 302
+    location = urlsplit(response.headers["Location"])
+    assert (
+        f"{location.scheme}://{location.netloc}{location.path}" == f"{fake_provider.issuer}/logout"
+    )
+    params = {k: v[0] for k, v in parse_qs(location.query).items()}
+    assert params["id_token_hint"] == id_token
+    assert params["client_id"] == CLIENT_ID
+    assert params["post_logout_redirect_uri"] == "http://localhost/oidc/logout/callback"
+    assert client.get("/private", headers=SCRIPT).status_code == 401
+    back = client.get("/oidc/logout/callback", query_string={"state": params["state"]})
+    assert back.status_code == 302 and back.headers["Location"] == "/"
+
+
+def test_logout_callback_refuses_an_unknown_state(client: Any, fake_provider: Any) -> None:
+    login(client, fake_provider)
+    client.post("/oidc/logout")
+    assert client.get("/oidc/logout/callback?state=forged").status_code == 400
+
+
+def test_logout_without_end_session_endpoint_stays_local(make_app: Any, fake_provider: Any) -> None:
+    base = fake_provider.issuer
+    app, _ = make_app(
+        OIDC_AUTHORIZATION_ENDPOINT=f"{base}/authorize",
+        OIDC_TOKEN_ENDPOINT=f"{base}/token",
+        OIDC_JWKS_URI=f"{base}/jwks",
+        OIDC_LOGOUT_REDIRECT_URL="/goodbye",
+    )
+    client = app.test_client()
+    login(client, fake_provider)
+    response = client.post("/oidc/logout")
+    assert response.headers["Location"] == "/goodbye"
+
+
+def test_logout_is_post_only(client: Any) -> None:
+    assert client.get("/oidc/logout").status_code == 405
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Referer": "https://evil.example/page"},
+        {"Origin": "null"},
+    ],
+)
+def test_a_cross_site_logout_is_refused_and_the_session_kept(
+    client: Any, fake_provider: Any, headers: dict[str, str]
+) -> None:
+    login(client, fake_provider)
+    response = client.post("/oidc/logout", headers=headers)
+    assert response.status_code == 403
+    assert client.get("/private").text == "hello alice"
+
+
+def test_a_same_origin_logout_is_accepted(client: Any, fake_provider: Any) -> None:
+    login(client, fake_provider)
+    headers = {"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"}
+    assert client.post("/oidc/logout", headers=headers).status_code == 302

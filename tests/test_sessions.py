@@ -1,0 +1,82 @@
+"""Server-side sessions: tokens never in the cookie, and no write when nothing changed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from apps import login
+from flask import Flask
+from flask_session import Session
+
+from flask_oidc_refresh import OIDC
+
+
+def test_tokens_stay_on_the_server(client: Any, fake_provider: Any) -> None:
+    login(client, fake_provider)
+    cookie = client.get_cookie("session")
+    assert len(cookie.value) < 64
+    with client.session_transaction() as session:
+        access_token = session["_oidc_login"]["access_token"]
+    assert access_token not in cookie.value
+
+
+def test_default_store_is_a_file_cache_in_the_instance_folder(
+    app: Flask, client: Any, fake_provider: Any
+) -> None:
+    login(client, fake_provider)
+    store = Path(app.instance_path) / "oidc-sessions"
+    assert any(store.iterdir())
+
+
+def test_a_request_that_changes_nothing_writes_nothing(
+    app: Flask, client: Any, fake_provider: Any
+) -> None:
+    login(client, fake_provider)
+    client.get("/private")  # the first request after login may extend the session lifetime
+    cache = app.session_interface.cache  # type: ignore[attr-defined]
+    writes = []
+    original = cache.set
+    cache.set = lambda *a, **k: writes.append(a) or original(*a, **k)
+    response = client.get("/private")
+    assert response.text == "hello alice"
+    assert "Set-Cookie" not in response.headers
+    assert writes == []
+
+
+def test_session_lifetime_slides_once_per_fraction(
+    app: Flask, client: Any, fake_provider: Any, monkeypatch: Any
+) -> None:
+    import time
+
+    login(client, fake_provider)
+    client.get("/private")
+    lifetime = app.permanent_session_lifetime.total_seconds()
+    later = time.time() + lifetime * 0.2
+    monkeypatch.setattr("flask_oidc_refresh.sessions.time.time", lambda: later)
+    assert "Set-Cookie" in client.get("/private").headers
+    assert "Set-Cookie" not in client.get("/private").headers
+
+
+def test_touch_fraction_zero_keeps_flasks_refresh_each_request(make_app: Any) -> None:
+    app, _ = make_app(OIDC_SESSION_TOUCH_FRACTION=0)
+    assert app.config["SESSION_REFRESH_EACH_REQUEST"] is True
+    app, _ = make_app()
+    assert app.config["SESSION_REFRESH_EACH_REQUEST"] is False
+
+
+def test_an_app_that_set_up_flask_session_keeps_it(tmp_path: Path) -> None:
+    from cachelib import SimpleCache
+
+    app = Flask(__name__, instance_path=str(tmp_path))
+    app.config.update(
+        SESSION_TYPE="cachelib",
+        SESSION_CACHELIB=SimpleCache(),
+        OIDC_ISSUER="https://login.example.com",
+        OIDC_CLIENT_ID="app",
+        OIDC_CLIENT_SECRET="secret",
+    )
+    Session(app)
+    interface = app.session_interface
+    OIDC(app)
+    assert app.session_interface is interface
