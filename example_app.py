@@ -46,10 +46,38 @@ dt{font-weight:600}dd{margin:0 0 .5rem 0;font-family:monospace}</style></head>
 """
 
 PROFILE = """
+<h2>Your session</h2>
+<p>Renewed with the provider in <strong id="countdown" data-deadline="{{ deadline }}"></strong>.
+Pages renew it by themselves; so do calls made through the bundled fetch wrapper:</p>
+<p>
+  <button id="call-navigate">Call /api/me</button>
+  <button id="call-silent">Call /api/me (silent renewal)</button>
+</p>
+<pre id="api-result"></pre>
 <h2>Your claims</h2>
 <dl id="claims">
 {% for key, value in user|dictsort %}<dt>{{ key }}</dt><dd>{{ value }}</dd>{% endfor %}
 </dl>
+{{ oidc_refresh_script() }}
+<script>
+  const countdown = document.getElementById("countdown");
+  function tick() {
+    const left = Math.round(countdown.dataset.deadline - Date.now() / 1000);
+    countdown.textContent = left > 0 ? `${left} s` : "now (on the next request)";
+  }
+  tick();
+  setInterval(tick, 1000);
+  async function callApi(mode) {
+    oidcRefresh.configure({ mode });
+    const response = await oidcRefresh.fetch("/api/me");
+    const body = await response.json();
+    countdown.dataset.deadline = body.renewal_deadline;
+    tick();
+    document.getElementById("api-result").textContent = JSON.stringify(body, null, 2);
+  }
+  document.getElementById("call-navigate").onclick = () => callApi("navigate");
+  document.getElementById("call-silent").onclick = () => callApi("silent");
+</script>
 """
 
 
@@ -69,8 +97,8 @@ def create_app() -> Flask:
         app.config["SESSION_REDIS"] = Redis.from_url(os.environ["REDIS_URL"])
     oidc.init_app(app)
 
-    def page(title: str, body: str = "", **context: Any) -> str:
-        inner = Markup(render_template_string(body, user=oidc.user, **context))
+    def page(title: str, body: str = "") -> str:
+        inner = Markup(render_template_string(body, user=oidc.user, deadline=oidc.renewal_deadline))
         return render_template_string(PAGE, title=title, body=inner, user=oidc.user)
 
     @app.get("/")
@@ -85,7 +113,7 @@ def create_app() -> Flask:
     @app.get("/api/me")
     @oidc.login_required
     def api_me() -> dict[str, Any]:
-        return {"user": oidc.user}
+        return {"user": oidc.user, "renewal_deadline": oidc.renewal_deadline}
 
     @app.get("/api/health")
     @oidc.exempt

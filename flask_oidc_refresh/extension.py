@@ -17,11 +17,13 @@ from flask import (
     session,
     url_for,
 )
+from markupsafe import Markup
 
 from .config import DEFAULTS, Settings
 from .errors import LoginRequired, ProviderUnavailable
 from .navigation import is_script_request
 from .provider import Provider, ProviderError
+from .renewal import exempt_by_config, make_renewal_hook
 from .sessions import ensure_server_side_sessions, slide_session_lifetime
 from .state import LoginHandler, OIDCState, get_state
 from .store import load_login
@@ -47,6 +49,7 @@ class OIDC:
         self._options = {f"OIDC_{name.upper()}": value for name, value in options.items()}
         self._login_handlers: list[LoginHandler] = []
         self._exempt_blueprints: set[str] = {"oidc"}
+        self._exempt_endpoints: set[str] = set()
         if app is not None:
             self.init_app(app)
 
@@ -65,6 +68,8 @@ class OIDC:
         )
         app.register_blueprint(make_blueprint(settings.url_prefix))
         app.register_error_handler(ProviderError, _provider_unavailable)
+        app.before_request(make_renewal_hook(self._is_exempt))
+        app.add_template_global(oidc_refresh_script)
 
     @property
     def user(self) -> dict[str, Any] | None:
@@ -79,6 +84,13 @@ class OIDC:
         get_state()
         login = load_login(session)
         return login.access_token if login else None
+
+    @property
+    def renewal_deadline(self) -> float | None:
+        """When the signed-in user's session is next renewed (a Unix time), or None."""
+        get_state()
+        login = load_login(session)
+        return login.renew_at if login else None
 
     def login_required(self, view: F) -> F:
         """Let only signed-in users in: a page load goes to sign-in and comes back, a script
@@ -106,14 +118,67 @@ class OIDC:
     @overload
     def exempt(self, view: Blueprint) -> Blueprint: ...
     @overload
+    def exempt(self, view: str) -> str: ...
+    @overload
     def exempt(self, view: F) -> F: ...
-    def exempt(self, view: F | Blueprint) -> F | Blueprint:
-        """Exempt a view function, or a blueprint and its children, from session renewal."""
+    def exempt(self, view: F | Blueprint | str) -> F | Blueprint | str:
+        """Exempt from session renewal: a view function (as a decorator, in any order with the
+        route and ``login_required``), an endpoint name, or a blueprint with its children."""
         if isinstance(view, Blueprint):
             self._exempt_blueprints.add(view.name)
+        elif isinstance(view, str):
+            self._exempt_endpoints.add(view)
         else:
             setattr(view, EXEMPT_ATTRIBUTE, True)
         return view
+
+    def _is_exempt(self, state: OIDCState) -> bool:
+        """Whether the current request skips renewal; decided once per endpoint, then cached."""
+        endpoint = request.endpoint or ""
+        exempt = state.exempt_endpoints.get(endpoint)
+        if exempt is None:
+            view = current_app.view_functions.get(endpoint)
+            exempt = (
+                endpoint == "static"
+                or endpoint.endswith(".static")
+                or endpoint in self._exempt_endpoints
+                or any(name in self._exempt_blueprints for name in request.blueprints)
+                or _marked_exempt(view)
+            )
+            state.exempt_endpoints[endpoint] = exempt
+        return exempt or exempt_by_config(state)
+
+
+def _marked_exempt(view: Any) -> bool:
+    """Whether ``view``, or a function it wraps, was decorated with ``exempt``."""
+    while view is not None:
+        if getattr(view, EXEMPT_ATTRIBUTE, False):
+            return True
+        view = getattr(view, "__wrapped__", None)
+    return False
+
+
+def oidc_refresh_script(
+    nonce: str | None = None, *, mode: str = "navigate", install: bool = False
+) -> Markup:
+    """The ``<script>`` tag of the bundled fetch wrapper, for templates.
+
+    ``nonce`` is the page's CSP nonce; ``mode`` is ``"navigate"`` or ``"silent"``; ``install``
+    replaces ``window.fetch`` with the wrapper.
+    """
+    if mode not in ("navigate", "silent"):
+        raise ValueError("mode must be 'navigate' or 'silent'")
+    attributes = {
+        "src": url_for("oidc.static", filename="oidc-refresh.js"),
+        "data-mode": mode,
+        "data-install": "fetch" if install else None,
+        "nonce": nonce,
+    }
+    return Markup("<script{}></script>").format(
+        Markup("").join(
+            Markup(' {}="{}"').format(name, value) for name, value in attributes.items() if value
+        )
+    )
 
 
 def _provider_unavailable(exc: ProviderError) -> Response:

@@ -8,8 +8,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from authlib.common.security import generate_token
+from flask import redirect, session, url_for
+from werkzeug.wrappers import Response
 
 from .provider import Provider
+from .state import get_state
 from .tokens import TokenError, validate_id_token
 
 PENDING_KEY = "_oidc_pending"
@@ -41,33 +44,48 @@ class PendingLogin:
         )
 
 
-def remember(session: MutableMapping[str, Any], pending: PendingLogin, max_states: int) -> None:
+def start_login(next_url: str, *, silent: bool) -> Response:
+    """Redirect to the provider for a new login (``silent``: with ``prompt=none``)."""
+    state = get_state()
+    settings = state.settings
+    pending = PendingLogin.new(
+        redirect_uri=settings.redirect_uri or url_for("oidc.callback", _external=True),
+        next_url=next_url,
+        silent=silent,
+        lifetime=settings.state_lifetime,
+    )
+    url = authorization_url(state.provider, pending)
+    remember(session, pending, settings.max_states)
+    return redirect(url)
+
+
+def remember(data: MutableMapping[str, Any], pending: PendingLogin, max_states: int) -> None:
     """Keep ``pending`` in the session beside the others, dropping expired and the oldest ones."""
     now = time.time()
     logins = {
-        state: data
-        for state, data in session.get(PENDING_KEY, {}).items()
-        if data.get("expires", 0) > now
+        state: fields
+        for state, fields in data.get(PENDING_KEY, {}).items()
+        if fields.get("expires", 0) > now
     }
     logins[pending.state] = {k: v for k, v in asdict(pending).items() if k != "state"}
     while len(logins) > max_states:
         del logins[next(iter(logins))]
-    session[PENDING_KEY] = logins
+    data[PENDING_KEY] = logins
 
 
-def take(session: MutableMapping[str, Any], state: str) -> PendingLogin | None:
+def take(data: MutableMapping[str, Any], state: str) -> PendingLogin | None:
     """Remove and return the pending login of ``state``; None when unknown, used or expired."""
-    logins = session.get(PENDING_KEY)
+    logins = data.get(PENDING_KEY)
     if not state or not logins or state not in logins:
         return None
     logins = dict(logins)
-    data = logins.pop(state)
+    fields = logins.pop(state)
     if logins:
-        session[PENDING_KEY] = logins
+        data[PENDING_KEY] = logins
     else:
-        del session[PENDING_KEY]
+        del data[PENDING_KEY]
     try:
-        pending = PendingLogin(state=state, **data)
+        pending = PendingLogin(state=state, **fields)
     except TypeError:
         return None
     return pending if pending.expires > time.time() else None

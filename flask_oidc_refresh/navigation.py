@@ -25,8 +25,10 @@ def is_script_request(request: Request) -> bool:
     dest = headers.get("Sec-Fetch-Dest")
     if dest:
         return dest not in DOCUMENT_DESTINATIONS
-    accept = request.accept_mimetypes
-    return accept.quality("application/json") > accept.quality("text/html")
+    # JSON named more precisely or with a higher quality than HTML; a tie is a page load
+    return (
+        request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
+    )
 
 
 def safe_next(target: str | None, default: str) -> str:

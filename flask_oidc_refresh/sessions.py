@@ -42,8 +42,8 @@ def slide_session_lifetime(app: Flask, fraction: float) -> None:
 
     @app.after_request
     def touch_session(response: Response) -> Response:
-        if session and session.permanent and not session.modified:
+        if session and session.permanent:
             now = time.time()
-            if now - session.get(TOUCHED_KEY, 0) >= interval:
+            if session.modified or now - session.get(TOUCHED_KEY, 0) >= interval:
                 session[TOUCHED_KEY] = now
         return response

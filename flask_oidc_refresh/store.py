@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, MutableMapping
 from dataclasses import asdict, dataclass
@@ -20,6 +21,7 @@ class Login:
     refresh_token: str | None
     expires_at: float | None
     renew_at: float
+    silent_attempt_for: float | None = None
 
     @classmethod
     def from_tokens(
@@ -36,6 +38,10 @@ class Login:
             expires_at=now + float(expires_in) if isinstance(expires_in, int | float) else None,
             renew_at=now + renew_after,
         )
+
+    def replace(self, **changes: Any) -> Login:
+        """A copy with ``changes``."""
+        return dataclasses.replace(self, **changes)
 
 
 def load_login(session: Mapping[str, Any]) -> Login | None:

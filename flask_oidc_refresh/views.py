@@ -1,4 +1,4 @@
-"""The extension's blueprint: login, callback, logout and its callback, and the static script."""
+"""The extension's blueprint: login, callback, logout, browser renewal, and the static script."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from authlib.common.security import generate_token
 from authlib.common.urls import add_params_to_uri
-from flask import Blueprint, current_app, redirect, request, session, url_for
+from flask import Blueprint, current_app, make_response, redirect, request, session, url_for
 from flask.sessions import SessionInterface
 from werkzeug.wrappers import Response
 
@@ -16,9 +16,10 @@ from . import flow, signals
 from .errors import CrossSiteRequest, LoginError
 from .navigation import safe_next
 from .provider import ProviderError, TokenEndpointError
+from .renewal import renewal_failed, start_renewal
 from .state import get_state
 from .store import Login, clear_login, load_login, save_login
-from .tokens import TokenError
+from .tokens import TokenError, check_renewed_id_token
 
 log = logging.getLogger("flask_oidc_refresh")
 LOGOUT_STATE_KEY = "_oidc_logout_state"
@@ -31,28 +32,15 @@ def make_blueprint(url_prefix: str) -> Blueprint:
     bp.add_url_rule("/callback", view_func=callback, methods=["GET"])
     bp.add_url_rule("/logout", view_func=logout, methods=["POST"])
     bp.add_url_rule("/logout/callback", view_func=logout_callback, methods=["GET"])
+    bp.add_url_rule("/refresh", view_func=refresh, methods=["GET"])
+    bp.add_url_rule("/refresh/done", view_func=refresh_done, methods=["GET"])
     return bp
-
-
-def start_login(next_url: str, *, silent: bool) -> Response:
-    """Redirect to the provider for a new login (``silent``: with ``prompt=none``)."""
-    state = get_state()
-    settings = state.settings
-    pending = flow.PendingLogin.new(
-        redirect_uri=settings.redirect_uri or url_for("oidc.callback", _external=True),
-        next_url=next_url,
-        silent=silent,
-        lifetime=settings.state_lifetime,
-    )
-    url = flow.authorization_url(state.provider, pending)
-    flow.remember(session, pending, settings.max_states)
-    return redirect(url)
 
 
 def login() -> Response:
     """``GET /login?next=...``: start an interactive login that comes back to ``next``."""
     settings = get_state().settings
-    return start_login(
+    return flow.start_login(
         safe_next(request.args.get("next"), settings.login_redirect_url), silent=False
     )
 
@@ -78,6 +66,8 @@ def callback() -> Response:
     error = request.args.get("error")
     if error:
         log.info("the provider answered the sign-in request with %s", error[:100])
+        if pending.silent:
+            return renewal_failed(pending.next_url, f"the provider answered {error[:100]}")
         raise LoginError(
             f"The identity provider did not sign you in ({error[:100]}).", error="access_denied"
         )
@@ -85,29 +75,58 @@ def callback() -> Response:
     if not code:
         log.warning("sign-in callback without a code")
         raise LoginError("This sign-in response has no authorization code.")
+    previous = load_login(session) if pending.silent else None
     try:
         token, claims = flow.finish(provider, pending, code)
+        if previous is not None:
+            check_renewed_id_token(previous.claims, claims)
     except TokenEndpointError as exc:
         log.warning("the token endpoint refused the code: %s", exc)
+        if pending.silent:
+            return renewal_failed(pending.next_url, str(exc))
         raise LoginError(
             "The identity provider refused this sign-in response.", error=exc.error
         ) from exc
     except TokenError as exc:
         log.warning("sign-in rejected: %s", exc)
+        if pending.silent:
+            return renewal_failed(pending.next_url, str(exc))
         raise LoginError("The sign-in response failed validation.", error="invalid_token") from exc
+    login = Login.from_tokens(token, claims, state.settings.renew_after)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if previous is not None:
+        save_login(session, login)
+        signals.session_renewed.send(app, claims=claims, method="prompt_none")
+        return redirect(pending.next_url)
     interface: SessionInterface = current_app.session_interface
     regenerate = getattr(interface, "regenerate", None)
     if regenerate is not None:
         regenerate(session)
-    save_login(session, Login.from_tokens(token, claims, state.settings.renew_after))
+    save_login(session, login)
     try:
         for handler in state.login_handlers:
             handler(claims)
     except BaseException:
         clear_login(session)
         raise
-    signals.user_logged_in.send(current_app._get_current_object(), claims=claims)  # type: ignore[attr-defined]
+    signals.user_logged_in.send(app, claims=claims)
     return redirect(pending.next_url)
+
+
+def refresh() -> Response:
+    """``GET /refresh?next=...``: renew the session in the browser, then go back to ``next``.
+
+    This is the ``refresh_url`` given to scripts; the page navigates (or a hidden frame goes) here.
+    """
+    settings = get_state().settings
+    return start_renewal(safe_next(request.args.get("next"), settings.login_redirect_url))
+
+
+def refresh_done() -> Response:
+    """``GET /refresh/done``: where a renewal in a hidden frame ends; the script looks for it."""
+    response = make_response("<!doctype html><title>Session renewed</title>")
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def logout() -> Response:

@@ -38,6 +38,10 @@ def build_app(instance_path: Path, config: dict[str, Any]) -> tuple[Flask, OIDC]
     def api_post() -> dict[str, bool]:
         return {"posted": True}
 
+    @app.route("/write", methods=["POST", "PUT", "PATCH", "DELETE"])
+    def write() -> str:
+        return "written"
+
     @app.get("/health")
     @oidc.exempt
     def health() -> str:
@@ -64,3 +68,11 @@ def login(client: FlaskClient, provider: Any, next_url: str = "/private") -> Any
     return client.get(
         "/oidc/callback", query_string=provider.authorize(response.headers["Location"])
     )
+
+
+def expire_renewal(client: FlaskClient) -> None:
+    """Move the signed-in session past its renewal deadline."""
+    import time
+
+    with client.session_transaction() as session:
+        session["_oidc_login"] = {**session["_oidc_login"], "renew_at": time.time() - 1}

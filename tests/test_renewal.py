@@ -1,0 +1,364 @@
+"""Session renewal by browser round trip: the hook, the 403 for scripts, exemptions, failures."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from apps import NAVIGATION, SCRIPT, expire_renewal, login
+from flask import Blueprint
+
+from flask_oidc_refresh import session_renewal_failed, session_renewed
+
+
+def query(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+@pytest.fixture
+def signed_in(client: Any, fake_provider: Any) -> Any:
+    login(client, fake_provider)
+    fake_provider.token_requests.clear()
+    return client
+
+
+def renew_at(client: Any) -> float:
+    with client.session_transaction() as session:
+        return float(session["_oidc_login"]["renew_at"])
+
+
+def test_fresh_session_is_left_alone(signed_in: Any, fake_provider: Any) -> None:
+    for _ in range(3):
+        response = signed_in.get("/private", headers=NAVIGATION)
+        assert response.status_code == 200
+        assert "Set-Cookie" not in response.headers
+    assert fake_provider.token_requests == []
+
+
+def test_navigation_past_the_deadline_renews_silently_and_comes_back(
+    app: Any, signed_in: Any, fake_provider: Any
+) -> None:
+    expire_renewal(signed_in)
+    renewals = []
+    with session_renewed.connected_to(lambda sender, **extra: renewals.append(extra), app):
+        response = signed_in.get("/private?page=3", headers=NAVIGATION)
+        assert response.status_code == 302
+        params = query(response.headers["Location"])
+        assert params["prompt"] == "none"
+        assert params["code_challenge_method"] == "S256"
+        assert params["state"] and params["nonce"]
+        back = signed_in.get(
+            "/oidc/callback", query_string=fake_provider.authorize(response.headers["Location"])
+        )
+    assert back.status_code == 302
+    assert back.headers["Location"] == "/private?page=3"
+    assert renew_at(signed_in) > time.time() + 800
+    assert signed_in.get("/private", headers=NAVIGATION).text == "hello alice"
+    assert [r["method"] for r in renewals] == ["prompt_none"]
+
+
+def test_head_is_renewed_like_get(signed_in: Any) -> None:
+    expire_renewal(signed_in)
+    response = signed_in.head("/private", headers=NAVIGATION)
+    assert response.status_code == 302
+    assert query(response.headers["Location"])["prompt"] == "none"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_unsafe_methods_pass_through(signed_in: Any, method: str) -> None:
+    expire_renewal(signed_in)
+    response = signed_in.open("/write", method=method, headers=SCRIPT)
+    assert response.status_code == 200
+    assert response.text == "written"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Requested-With": "XMLHttpRequest"},
+        {"Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"},
+        {"Sec-Fetch-Mode": "same-origin"},
+        {"Sec-Fetch-Dest": "empty"},
+        {"Accept": "application/json"},
+        {"Accept": "application/json, text/plain, */*"},
+        {"HX-Request": "true"},
+    ],
+    ids=["xhr", "fetch-cors", "fetch-same-origin", "dest-empty", "accept-json", "axios", "htmx"],
+)
+def test_script_requests_get_403_with_refresh_url(signed_in: Any, headers: dict[str, str]) -> None:
+    expire_renewal(signed_in)
+    response = signed_in.get("/api/data", headers=headers)
+    assert response.status_code == 403
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["refresh_url"] == "/oidc/refresh?next=/"
+    assert response.json == {"error": "refresh_required", "refresh_url": "/oidc/refresh?next=/"}
+    assert "Set-Cookie" not in response.headers
+    with signed_in.session_transaction() as session:
+        assert "_oidc_pending" not in session  # the 403 stores nothing
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"},
+        {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"},
+        {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "iframe"},
+        {"Accept": "*/*"},
+        {},
+    ],
+    ids=["browser-accept", "fetch-metadata-document", "fetch-metadata-iframe", "any", "no-headers"],
+)
+def test_page_loads_are_navigations(signed_in: Any, headers: dict[str, str]) -> None:
+    expire_renewal(signed_in)
+    response = signed_in.get("/private", headers=headers)
+    assert response.status_code == 302
+    assert query(response.headers["Location"])["prompt"] == "none"
+
+
+def test_refresh_url_comes_back_to_the_page_that_called(signed_in: Any) -> None:
+    expire_renewal(signed_in)
+    response = signed_in.get(
+        "/api/data", headers={**SCRIPT, "Referer": "http://localhost/reports?y=1"}
+    )
+    assert response.headers["refresh_url"] == "/oidc/refresh?next=/reports?y%3D1"
+
+
+def test_refresh_url_ignores_a_page_of_another_site(signed_in: Any) -> None:
+    expire_renewal(signed_in)
+    response = signed_in.get("/api/data", headers={**SCRIPT, "Referer": "https://evil.example/x"})
+    assert response.headers["refresh_url"] == "/oidc/refresh?next=/"
+
+
+def test_htmx_requests_also_get_hx_redirect(signed_in: Any) -> None:
+    expire_renewal(signed_in)
+    headers = {"HX-Request": "true", "HX-Current-URL": "http://localhost/board"}
+    response = signed_in.get("/api/data", headers=headers)
+    assert response.status_code == 403
+    assert response.headers["HX-Redirect"] == "/oidc/refresh?next=/board"
+    assert response.headers["HX-Redirect"] == response.headers["refresh_url"]
+
+
+def test_refresh_view_starts_the_silent_round_trip(signed_in: Any, fake_provider: Any) -> None:
+    expire_renewal(signed_in)
+    response = signed_in.get("/oidc/refresh?next=/reports")
+    assert query(response.headers["Location"])["prompt"] == "none"
+    back = signed_in.get(
+        "/oidc/callback", query_string=fake_provider.authorize(response.headers["Location"])
+    )
+    assert back.headers["Location"] == "/reports"
+
+
+def test_refresh_view_limits_next_to_this_site(signed_in: Any, fake_provider: Any) -> None:
+    expire_renewal(signed_in)
+    response = signed_in.get("/oidc/refresh?next=https://evil.example/")
+    back = signed_in.get(
+        "/oidc/callback", query_string=fake_provider.authorize(response.headers["Location"])
+    )
+    assert back.headers["Location"] == "/"
+
+
+def test_refresh_view_when_another_tab_already_renewed(signed_in: Any) -> None:
+    response = signed_in.get("/oidc/refresh?next=/reports")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/reports"
+
+
+def test_refresh_view_without_a_session_signs_in(client: Any) -> None:
+    response = client.get("/oidc/refresh?next=/reports")
+    assert "prompt" not in query(response.headers["Location"])
+
+
+def test_refresh_done_page(client: Any) -> None:
+    response = client.get("/oidc/refresh/done")
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    "error",
+    ["login_required", "interaction_required", "consent_required", "account_selection_required"],
+)
+def test_failed_silent_renewal_ends_the_sign_in_and_signs_in_again(
+    app: Any, signed_in: Any, fake_provider: Any, error: str
+) -> None:
+    expire_renewal(signed_in)
+    location = signed_in.get("/private?x=1", headers=NAVIGATION).headers["Location"]
+    params = fake_provider.authorize(location)
+    del params["code"]
+    failures = []
+    with session_renewal_failed.connected_to(lambda sender, **extra: failures.append(extra), app):
+        response = signed_in.get("/oidc/callback", query_string={**params, "error": error})
+    assert response.status_code == 302
+    interactive = query(response.headers["Location"])
+    assert "prompt" not in interactive
+    assert signed_in.get("/api/data", headers=SCRIPT).status_code == 401  # signed out here
+    back = signed_in.get(
+        "/oidc/callback", query_string=fake_provider.authorize(response.headers["Location"])
+    )
+    assert back.headers["Location"] == "/private?x=1"
+    assert failures[0]["claims"]["sub"] == "alice" and error in failures[0]["reason"]
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{"sub": "mallory"}, {"iss": "https://other.example"}, {"nonce": "replayed"}],
+    ids=["sub", "iss", "nonce"],
+)
+def test_silent_renewal_with_a_bad_token_ends_the_sign_in(
+    signed_in: Any, fake_provider: Any, claims: dict[str, str]
+) -> None:
+    expire_renewal(signed_in)
+    location = signed_in.get("/private", headers=NAVIGATION).headers["Location"]
+    fake_provider.claims = claims
+    response = signed_in.get("/oidc/callback", query_string=fake_provider.authorize(location))
+    assert response.status_code == 302
+    assert "prompt" not in query(response.headers["Location"])
+    fake_provider.claims = {}
+    assert signed_in.get("/api/data", headers=SCRIPT).status_code == 401
+
+
+def test_failure_url_setting(make_app: Any, fake_provider: Any) -> None:
+    app, _ = make_app(OIDC_LOGIN_REDIRECT_URL_FAILURE="/signed-out")
+    client = app.test_client()
+    login(client, fake_provider)
+    expire_renewal(client)
+    params = fake_provider.authorize(client.get("/private").headers["Location"])
+    del params["code"]
+    response = client.get("/oidc/callback", query_string={**params, "error": "login_required"})
+    assert response.headers["Location"] == "/signed-out"
+
+
+def test_protected_failure_url_does_not_loop(make_app: Any, fake_provider: Any) -> None:
+    app, _ = make_app(OIDC_LOGIN_REDIRECT_URL_FAILURE="/private")
+    client = app.test_client()
+    login(client, fake_provider)
+    expire_renewal(client)
+    params = fake_provider.authorize(client.get("/private").headers["Location"])
+    del params["code"]
+    assert (
+        client.get("/oidc/callback", query_string={**params, "error": "login_required"}).headers[
+            "Location"
+        ]
+        == "/private"
+    )
+    response = client.get("/private", headers=NAVIGATION)
+    assert response.headers["Location"] == "/oidc/login?next=/private"
+    assert "prompt" not in query(client.get(response.headers["Location"]).headers["Location"])
+
+
+def test_one_silent_attempt_per_deadline(signed_in: Any) -> None:
+    expire_renewal(signed_in)
+    first = signed_in.get("/private", headers=NAVIGATION)
+    assert query(first.headers["Location"])["prompt"] == "none"
+    # the attempt never came back (tab closed, provider stuck): the next page load is interactive
+    second = signed_in.get("/private", headers=NAVIGATION)
+    assert "prompt" not in query(second.headers["Location"])
+
+
+def test_a_successful_renewal_allows_the_next_silent_attempt(
+    signed_in: Any, fake_provider: Any
+) -> None:
+    for _ in range(2):
+        expire_renewal(signed_in)
+        location = signed_in.get("/private", headers=NAVIGATION).headers["Location"]
+        assert query(location)["prompt"] == "none"
+        signed_in.get("/oidc/callback", query_string=fake_provider.authorize(location))
+
+
+# Exemptions
+
+
+def test_exempt_view_is_never_renewed(signed_in: Any) -> None:
+    expire_renewal(signed_in)
+    assert signed_in.get("/health", headers=NAVIGATION).text == "ok"
+
+
+def test_exempt_blueprint_covers_nested_blueprints(signed_in: Any) -> None:
+    expire_renewal(signed_in)
+    assert signed_in.get("/public/nested/page", headers=NAVIGATION).text == "nested"
+
+
+@pytest.mark.parametrize(
+    "rule", ["/private", "private", re.compile(r"/priv")], ids=["path", "endpoint", "regex"]
+)
+def test_exempt_urls_setting(make_app: Any, fake_provider: Any, rule: Any) -> None:
+    app, _ = make_app(OIDC_EXEMPT_URLS=[rule])
+    client = app.test_client()
+    login(client, fake_provider)
+    expire_renewal(client)
+    assert client.get("/private", headers=NAVIGATION).text == "hello alice"
+    assert client.get("/api/data", headers=SCRIPT).status_code == 403
+
+
+def test_exempt_by_endpoint_name(make_app: Any, fake_provider: Any) -> None:
+    app, oidc = make_app()
+    oidc.exempt("private")
+    client = app.test_client()
+    login(client, fake_provider)
+    expire_renewal(client)
+    assert client.get("/private", headers=NAVIGATION).status_code == 200
+
+
+def test_extension_routes_static_files_and_404s_are_skipped(signed_in: Any) -> None:
+    expire_renewal(signed_in)
+    with signed_in.get("/oidc/static/oidc-refresh.js") as response:
+        assert response.status_code == 200
+    assert signed_in.get("/no-such-page", headers=NAVIGATION).status_code == 404
+    assert signed_in.get("/oidc/refresh/done").status_code == 200
+
+
+def test_exempt_works_in_every_decorator_order(make_app: Any, fake_provider: Any) -> None:
+    app, oidc = make_app()
+    bp = Blueprint("orders", __name__)
+
+    @bp.get("/a")
+    @oidc.exempt
+    @oidc.login_required
+    def exempt_outside_login_required() -> str:
+        return "a"
+
+    @bp.get("/b")
+    @oidc.login_required
+    @oidc.exempt
+    def exempt_inside_login_required() -> str:
+        return "b"
+
+    @oidc.exempt
+    @bp.get("/c")
+    @oidc.login_required
+    def exempt_above_the_route() -> str:
+        return "c"
+
+    app.register_blueprint(bp)
+    client = app.test_client()
+    login(client, fake_provider)
+    expire_renewal(client)
+    for name in "abc":
+        assert client.get(f"/{name}", headers=NAVIGATION).text == name
+
+
+def test_exempt_before_any_app_exists(tmp_path: Any, fake_provider: Any) -> None:
+    from fake_provider import CLIENT_ID, CLIENT_SECRET
+    from flask import Flask
+
+    from flask_oidc_refresh import OIDC
+
+    oidc = OIDC()
+
+    @oidc.exempt
+    def ping() -> str:
+        return "pong"
+
+    app = Flask(__name__, instance_path=str(tmp_path))
+    app.config.update(
+        OIDC_ISSUER=fake_provider.issuer, OIDC_CLIENT_ID=CLIENT_ID, OIDC_CLIENT_SECRET=CLIENT_SECRET
+    )
+    app.add_url_rule("/ping", view_func=ping)
+    oidc.init_app(app)
+    client = app.test_client()
+    login(client, fake_provider, "/ping")
+    expire_renewal(client)
+    assert client.get("/ping", headers=NAVIGATION).text == "pong"
