@@ -18,12 +18,13 @@ $(PROVIDER)/node_modules/.package-lock.json: $(PROVIDER)/package-lock.json
 
 setup: $(BIN)/.installed $(PROVIDER)/node_modules/.package-lock.json
 
+# The example renews its session every minute, so that you can watch it happen.
+run: export OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS ?= 60
 run: setup
 	@echo "Provider: http://127.0.0.1:9400   App: http://127.0.0.1:5000   (Ctrl-C stops both)"
-	@trap 'kill $$(jobs -p) 2>/dev/null; wait' INT TERM EXIT; \
-	node $(PROVIDER)/server.mjs & \
-	$(BIN)/flask --app example_app run --host 127.0.0.1 --port 5000 & \
-	wait
+	@node $(PROVIDER)/server.mjs & provider=$$!; \
+	trap 'kill $$provider 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/flask --app example_app run --host 127.0.0.1 --port 5000
 
 lint: setup
 	$(BIN)/ruff check .

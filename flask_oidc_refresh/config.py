@@ -157,7 +157,7 @@ class Settings:
             login_redirect_url=_str(config, "OIDC_LOGIN_REDIRECT_URL"),
             logout_redirect_url=_str(config, "OIDC_LOGOUT_REDIRECT_URL"),
             login_failure_url=_optional_str(config, "OIDC_LOGIN_REDIRECT_URL_FAILURE"),
-            renew_after=_int(config, "OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS", minimum=0),
+            renew_after=_int(config, "OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS", minimum=1),
             exempt_urls=_exempt_urls(config),
             session_touch_fraction=_float(config, "OIDC_SESSION_TOUCH_FRACTION", allow_zero=True),
         )

@@ -136,6 +136,58 @@ def serve() -> Iterator[Callable[..., str]]:
         thread.join(timeout=5)
 
 
+class Served:
+    """An app served over HTTP, with its provider."""
+
+    def __init__(self, app: Flask, base: str, provider: DevProvider) -> None:
+        self.app = app
+        self.base = base
+        self.provider = provider
+
+    def expire_renewal(self, http: Any) -> None:
+        """Move the session of the ``requests`` session ``http`` past its renewal deadline."""
+        interface: Any = self.app.session_interface
+        store_id = interface.key_prefix + http.cookies["session"]
+        data = interface._retrieve_session_data(store_id)
+        data["_oidc_login"]["renew_at"] = time.time() - 1
+        interface._upsert_session(self.app.permanent_session_lifetime, data, store_id)
+
+    def renewal_deadline(self, http: Any) -> float:
+        interface: Any = self.app.session_interface
+        data = interface._retrieve_session_data(interface.key_prefix + http.cookies["session"])
+        return float(data["_oidc_login"]["renew_at"])
+
+
+@pytest.fixture
+def example_app(
+    start_provider: Callable[..., DevProvider],
+    serve: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> Callable[..., Served]:
+    """Start the real provider and example_app.py (in a thread) wired to it.
+
+    ``OP_*`` keywords configure the provider, ``OIDC_*`` ones the app.
+    """
+
+    def start(**env: str) -> Served:
+        port = free_port()
+        provider = start_provider([port], **{k: v for k, v in env.items() if k.startswith("OP_")})
+        monkeypatch.setenv("OIDC_ISSUER", provider.issuer)
+        monkeypatch.setenv("OIDC_CLIENT_ID", CLIENT_ID)
+        monkeypatch.setenv("OIDC_CLIENT_SECRET", CLIENT_SECRET)
+        for key, value in env.items():
+            if key.startswith("OIDC_"):
+                monkeypatch.setenv(key, value)
+        import example_app
+
+        app = example_app.create_app()
+        app.instance_path = str(tmp_path / "instance")
+        return Served(app, serve(app, port), provider)
+
+    return start
+
+
 @pytest.fixture
 def fake_provider(serve: Callable[..., str]) -> Any:
     """The adversarial in-process provider, served on a free loopback port."""

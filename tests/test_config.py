@@ -53,6 +53,7 @@ def test_init_app_sets_every_default_in_app_config(tmp_path: Path) -> None:
         ("OIDC_SCOPES", ["email"]),
         ("OIDC_URL_PREFIX", "oidc"),
         ("OIDC_MAX_STATES", 0),
+        ("OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS", 0),
         ("OIDC_MAX_STATES", "many"),
         ("OIDC_HTTP_TIMEOUT_SECONDS", -1),
         ("OIDC_FETCH_USERINFO", "maybe"),

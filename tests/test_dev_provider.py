@@ -18,35 +18,8 @@ from signin import FORM_ACTION, follow, sign_in
 ROOT = Path(__file__).parent.parent
 
 
-@pytest.fixture
-def example_app(
-    start_provider: Callable[..., Any],
-    serve: Callable[..., str],
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> Callable[..., str]:
-    """Start the real provider and example_app.py (in a thread) wired to it; returns its URL."""
-
-    def start(**env: str) -> str:
-        port = free_port()
-        provider = start_provider([port], **{k: v for k, v in env.items() if k.startswith("OP_")})
-        monkeypatch.setenv("OIDC_ISSUER", provider.issuer)
-        monkeypatch.setenv("OIDC_CLIENT_ID", CLIENT_ID)
-        monkeypatch.setenv("OIDC_CLIENT_SECRET", CLIENT_SECRET)
-        for key, value in env.items():
-            if key.startswith("OIDC_"):
-                monkeypatch.setenv(key, value)
-        import example_app
-
-        app = example_app.create_app()
-        app.instance_path = str(tmp_path / "instance")
-        return serve(app, port)
-
-    return start
-
-
-def test_sign_in_shows_the_users_claims(example_app: Callable[..., str]) -> None:
-    base = example_app()
+def test_sign_in_shows_the_users_claims(example_app: Callable[..., Any]) -> None:
+    base = example_app().base
     http = requests.Session()
     page = sign_in(http, f"{base}/profile", user="alice")
     assert page.url == f"{base}/profile"
@@ -58,24 +31,24 @@ def test_sign_in_shows_the_users_claims(example_app: Callable[..., str]) -> None
     )
 
 
-def test_client_secret_post_works_too(example_app: Callable[..., str]) -> None:
+def test_client_secret_post_works_too(example_app: Callable[..., Any]) -> None:
     base = example_app(
         OIDC_CLIENT_AUTH_METHOD="client_secret_post", OP_CLIENT_AUTH_METHOD="client_secret_post"
-    )
+    ).base
     page = sign_in(requests.Session(), f"{base}/profile", user="bob")
     assert '<strong id="sub">bob</strong>' in page.text
 
 
-def test_api_answers_401_json_before_sign_in(example_app: Callable[..., str]) -> None:
-    base = example_app()
+def test_api_answers_401_json_before_sign_in(example_app: Callable[..., Any]) -> None:
+    base = example_app().base
     response = requests.get(f"{base}/api/me", headers={"Accept": "application/json"})
     assert response.status_code == 401
     assert response.json()["error"] == "login_required"
     assert requests.get(f"{base}/api/health").json() == {"status": "ok"}
 
 
-def test_sign_out_ends_both_sessions(example_app: Callable[..., str]) -> None:
-    base = example_app()
+def test_sign_out_ends_both_sessions(example_app: Callable[..., Any]) -> None:
+    base = example_app().base
     http = requests.Session()
     sign_in(http, f"{base}/profile")
     response = http.post(f"{base}/oidc/logout", headers={"Origin": base}, allow_redirects=False)

@@ -1,0 +1,182 @@
+"""The bundled fetch wrapper in a real browser (Debian's Chromium driven by Playwright)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import require_tool
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    chromium = require_tool("chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class Tab:
+    """A signed-in page of the example app, with what it asked the server for."""
+
+    def __init__(self, served: Any, page: Any) -> None:
+        self.served = served
+        self.page = page
+        self.requests: list[str] = []
+        page.on("request", lambda request: self.requests.append(request.url))
+
+    def expire_renewal(self) -> None:
+        cookie = next(c for c in self.page.context.cookies() if c["name"] == "session")
+        self.served.expire_renewal(_Cookies(cookie["value"]))
+
+    def renewals(self) -> int:
+        return sum("/oidc/refresh?" in url for url in self.requests)
+
+    def silent_authorizations(self) -> int:
+        events = self.served.provider.events("authorization.success")
+        return sum(e.get("prompt") == "none" for e in events)
+
+
+class _Cookies:
+    def __init__(self, sid: str) -> None:
+        self.cookies = {"session": sid}
+
+
+@pytest.fixture
+def tab(browser: Any, example_app: Callable[..., Any]) -> Iterator[Tab]:
+    served = example_app()
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{served.base}/profile")
+    page.fill("input[name=login]", "alice")
+    page.fill("input[name=password]", "secret")
+    page.click("button[type=submit]")
+    page.click("button[type=submit]")  # consent
+    page.wait_for_url(f"{served.base}/profile")
+    yield Tab(served, page)
+    context.close()
+
+
+def test_profile_page_shows_the_user_and_the_countdown(tab: Tab) -> None:
+    page = tab.page
+    assert page.text_content("#sub") == "alice"
+    assert page.text_content("#email") == "alice@example.test"
+    assert page.text_content("#countdown").endswith(" s")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "profile.png"), full_page=True)
+
+
+def test_fetch_through_the_wrapper_with_fresh_tokens(tab: Tab) -> None:
+    tab.page.click("#call-navigate")
+    tab.page.wait_for_selector("#api-result:has-text('alice')")
+    assert tab.renewals() == 0
+
+
+def test_default_mode_navigates_renews_and_comes_back(tab: Tab) -> None:
+    page = tab.page
+    page.evaluate("history.replaceState(null, '', '/profile?tab=api#result')")
+    tab.expire_renewal()
+    with page.expect_navigation(url=f"{tab.served.base}/profile?tab=api#result"):
+        page.click("#call-navigate")
+    assert tab.renewals() == 1
+    assert tab.silent_authorizations() == 1
+    page.click("#call-navigate")
+    page.wait_for_selector("#api-result:has-text('alice')")
+    deadline = page.evaluate(
+        "JSON.parse(document.getElementById('api-result').textContent).renewal_deadline"
+    )
+    assert deadline > time.time() + 800
+    assert not any("/interaction/" in url for url in tab.requests)  # no form shown
+
+
+def test_silent_mode_renews_in_a_frame_and_retries_without_leaving(tab: Tab) -> None:
+    page = tab.page
+    page.evaluate("window.stillHere = true")
+    tab.expire_renewal()
+    page.click("#call-silent")
+    page.wait_for_selector("#api-result:has-text('alice')")
+    assert page.evaluate("window.stillHere") is True
+    deadline = page.evaluate(
+        "JSON.parse(document.getElementById('api-result').textContent).renewal_deadline"
+    )
+    assert deadline > time.time() + 800
+    assert tab.renewals() == 1
+    assert page.evaluate("document.querySelectorAll('iframe').length") == 0  # cleaned up
+
+
+def test_parallel_calls_cause_one_renewal(tab: Tab) -> None:
+    page = tab.page
+    tab.expire_renewal()
+    statuses = page.evaluate(
+        """() => {
+            oidcRefresh.configure({ mode: "silent" });
+            const calls = Array.from({ length: 8 }, () => oidcRefresh.fetch("/api/me"));
+            return Promise.all(calls.map(call => call.then(r => r.status)));
+        }"""
+    )
+    assert statuses == [200] * 8
+    assert tab.renewals() == 1
+    assert tab.silent_authorizations() == 1
+
+
+def test_a_custom_handler_decides(tab: Tab) -> None:
+    page = tab.page
+    tab.expire_renewal()
+    result = page.evaluate(
+        """async () => {
+            oidcRefresh.configure({
+                onRefreshRequired: ({ refreshUrl, response }) => {
+                    window.banner = `Please renew: ${refreshUrl}`;
+                    return response;
+                },
+            });
+            const response = await oidcRefresh.fetch("/api/me");
+            return { status: response.status, banner: window.banner };
+        }"""
+    )
+    assert result == {"status": 403, "banner": "Please renew: /oidc/refresh?next=/profile"}
+    assert tab.renewals() == 0
+    assert page.url == f"{tab.served.base}/profile"
+
+
+def test_silent_mode_falls_back_to_navigation_when_the_provider_wants_the_user(tab: Tab) -> None:
+    page = tab.page
+    provider = tab.served.provider.issuer
+    page.context.clear_cookies(domain="127.0.0.1", name="_session")
+    page.context.clear_cookies(domain="127.0.0.1", name="_session.legacy")
+    tab.expire_renewal()
+    with page.expect_navigation(url=f"{provider}/interaction/**"):
+        page.click("#call-silent")
+    assert 'name="prompt"' in page.content()  # the provider's login form, shown to the user
+
+
+def test_installed_wrapper_replaces_window_fetch_and_loads_as_a_module(tab: Tab) -> None:
+    page = tab.page
+    tab.expire_renewal()
+    result = page.evaluate(
+        """async () => {
+            const module = await import("/oidc/static/oidc-refresh.mjs");
+            module.oidcRefresh.configure({ mode: "silent" }).install();
+            const response = await fetch("/api/me");
+            return { same: module.default === window.oidcRefresh, status: response.status };
+        }"""
+    )
+    assert result == {"same": True, "status": 200}
+    assert tab.renewals() == 1
