@@ -5,6 +5,7 @@ from __future__ import annotations
 from .config import ConfigError
 from .errors import CrossSiteRequest, LoginError, LoginRequired, OIDCError, ProviderUnavailable
 from .extension import OIDC
+from .renewal import RenewalUnavailable
 from .signals import session_renewal_failed, session_renewed, user_logged_in, user_logged_out
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "LoginRequired",
     "OIDCError",
     "ProviderUnavailable",
+    "RenewalUnavailable",
     "session_renewal_failed",
     "session_renewed",
     "user_logged_in",

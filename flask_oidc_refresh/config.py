@@ -39,6 +39,8 @@ DEFAULTS: dict[str, Any] = {
     "OIDC_LOGIN_REDIRECT_URL_FAILURE": None,
     "OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS": 900,
     "OIDC_EXEMPT_URLS": [],
+    "OIDC_USE_REFRESH_TOKENS": None,
+    "OIDC_REFRESH_RETRY_SECONDS": 30,
     "OIDC_SESSION_TOUCH_FRACTION": 0.1,
 }
 
@@ -92,6 +94,8 @@ class Settings:
     login_failure_url: str | None
     renew_after: int
     exempt_urls: tuple[str | re.Pattern[str], ...]
+    use_refresh_tokens: bool | None
+    refresh_retry_seconds: int
     session_touch_fraction: float
 
     @classmethod
@@ -159,6 +163,10 @@ class Settings:
             login_failure_url=_optional_str(config, "OIDC_LOGIN_REDIRECT_URL_FAILURE"),
             renew_after=_int(config, "OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS", minimum=1),
             exempt_urls=_exempt_urls(config),
+            use_refresh_tokens=None
+            if config.get("OIDC_USE_REFRESH_TOKENS") in (None, "")
+            else _bool(config, "OIDC_USE_REFRESH_TOKENS"),
+            refresh_retry_seconds=_int(config, "OIDC_REFRESH_RETRY_SECONDS", minimum=1),
             session_touch_fraction=_float(config, "OIDC_SESSION_TOUCH_FRACTION", allow_zero=True),
         )
 

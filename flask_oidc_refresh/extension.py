@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
@@ -21,12 +22,18 @@ from markupsafe import Markup
 
 from .config import DEFAULTS, Settings
 from .errors import LoginRequired, ProviderUnavailable
+from .login import load_tokens, sign_out
 from .navigation import is_script_request
 from .provider import Provider, ProviderError
-from .renewal import exempt_by_config, make_renewal_hook
+from .renewal import (
+    Outcome,
+    exempt_by_config,
+    make_renewal_hook,
+    renew_server_side,
+)
 from .sessions import ensure_server_side_sessions, slide_session_lifetime
 from .state import LoginHandler, OIDCState, get_state
-from .store import load_login
+from .store import current_login
 from .views import make_blueprint
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -75,21 +82,33 @@ class OIDC:
     def user(self) -> dict[str, Any] | None:
         """The signed-in user's claims, or None."""
         get_state()
-        login = load_login(session)
+        login = current_login(session)
         return login.claims if login else None
 
     @property
     def access_token(self) -> str | None:
-        """The signed-in user's access token, or None."""
-        get_state()
-        login = load_login(session)
-        return login.access_token if login else None
+        """A valid access token of the signed-in user, for calling APIs on their behalf.
+
+        Renewed with the refresh token first when it is about to expire; None when there is no
+        signed-in user or the token has expired and cannot be renewed here.
+        """
+        state = get_state()
+        login = current_login(session)
+        if login is None:
+            return None
+        if renew_server_side(state, login, need_access_token=True) is Outcome.GONE:
+            sign_out()
+            return None
+        tokens = load_tokens(login)
+        if tokens is None or not tokens.access_token_valid(time.time()):
+            return None
+        return tokens.access_token
 
     @property
     def renewal_deadline(self) -> float | None:
         """When the signed-in user's session is next renewed (a Unix time), or None."""
         get_state()
-        login = load_login(session)
+        login = current_login(session)
         return login.renew_at if login else None
 
     def login_required(self, view: F) -> F:
@@ -99,7 +118,7 @@ class OIDC:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             get_state()
-            if load_login(session) is not None:
+            if current_login(session) is not None:
                 return current_app.ensure_sync(view)(*args, **kwargs)
             login_url = url_for("oidc.login", next=request.full_path.rstrip("?"))
             if is_script_request(request):

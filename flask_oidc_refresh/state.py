@@ -10,6 +10,7 @@ from flask import Flask, current_app
 
 from .config import Settings
 from .provider import Provider
+from .store import TokenStore, token_store_for
 
 LoginHandler = Callable[[dict[str, Any]], Any]
 
@@ -22,6 +23,15 @@ class OIDCState:
     provider: Provider
     login_handlers: list[LoginHandler] = field(default_factory=list)
     exempt_endpoints: dict[str, bool] = field(default_factory=dict)
+    _token_store: TokenStore | None = None
+
+    @property
+    def token_store(self) -> TokenStore:
+        """The store of token records that fits the app's session backend (chosen on first use,
+        so that an app may set up Flask-Session after ``init_app``)."""
+        if self._token_store is None:
+            self._token_store = token_store_for(current_app.session_interface)
+        return self._token_store
 
 
 def get_state(app: Flask | None = None) -> OIDCState:

@@ -1,19 +1,34 @@
-"""The signed-in user's record in the server-side session: claims, tokens and renewal deadline."""
+"""Where a signed-in user's tokens live, and the lock that lets only one request renew them.
+
+The tokens are a record in the session backend's own store, under a key of their own. The
+Flask-Session session keeps a copy of what every request needs (the record's key, the renewal
+deadline and the claims) and nothing else, so a request that saves its whole session at the end
+can never write old tokens back over fresh ones.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
+import json
+import os
+import threading
 import time
-from collections.abc import Mapping, MutableMapping
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from authlib.common.security import generate_token
+
 LOGIN_KEY = "_oidc_login"
+RECORD_PREFIX = "oidc-tokens:"
 
 
 @dataclass(frozen=True)
-class Login:
-    """Who is signed in, with which tokens, and when they must be renewed."""
+class Tokens:
+    """A signed-in user's tokens and claims, and when they must be renewed."""
 
     claims: dict[str, Any]
     id_token: str
@@ -21,45 +36,246 @@ class Login:
     refresh_token: str | None
     expires_at: float | None
     renew_at: float
-    silent_attempt_for: float | None = None
+    retry_at: float = 0.0
 
     @classmethod
-    def from_tokens(
-        cls, token: Mapping[str, Any], claims: dict[str, Any], renew_after: int
-    ) -> Login:
+    def from_response(
+        cls,
+        token: Mapping[str, Any],
+        claims: dict[str, Any],
+        renew_after: int,
+        use_refresh: bool | None,
+    ) -> Tokens:
         """A record for a token response whose ID token gave ``claims``."""
-        expires_in = token.get("expires_in")
         now = time.time()
+        expires_in = token.get("expires_in")
+        expires_at = now + float(expires_in) if isinstance(expires_in, int | float) else None
+        refresh_token = token.get("refresh_token") if use_refresh is not False else None
         return cls(
             claims=claims,
             id_token=str(token["id_token"]),
             access_token=str(token["access_token"]),
-            refresh_token=token.get("refresh_token"),
-            expires_at=now + float(expires_in) if isinstance(expires_in, int | float) else None,
-            renew_at=now + renew_after,
+            refresh_token=refresh_token if isinstance(refresh_token, str) else None,
+            expires_at=expires_at,
+            renew_at=renewal_deadline(now, renew_after, expires_at, bool(refresh_token)),
         )
 
-    def replace(self, **changes: Any) -> Login:
+    def renewed(self, token: Mapping[str, Any], claims: dict[str, Any], renew_after: int) -> Tokens:
+        """This record after a refresh: a rotated refresh token replaces the old one."""
+        return Tokens.from_response(
+            {"id_token": self.id_token, "refresh_token": self.refresh_token, **token},
+            {**self.claims, **claims},
+            renew_after,
+            use_refresh=True,
+        )
+
+    def replace(self, **changes: Any) -> Tokens:
         """A copy with ``changes``."""
         return dataclasses.replace(self, **changes)
 
+    def access_token_valid(self, now: float) -> bool:
+        """Whether the access token has not expired (unknown expiry counts as valid)."""
+        return self.expires_at is None or self.expires_at > now
 
-def load_login(session: Mapping[str, Any]) -> Login | None:
-    """The signed-in user's record, or None."""
+
+def renewal_deadline(
+    now: float, renew_after: int, expires_at: float | None, refreshable: bool
+) -> float:
+    """``renew_after`` from now; with a refresh token, never later than the access token's
+    expiry less a small margin (a quarter of its lifetime, at most 30 s)."""
+    deadline = now + renew_after
+    if refreshable and expires_at is not None:
+        margin = min(30.0, max(expires_at - now, 0.0) / 4)
+        deadline = min(deadline, expires_at - margin)
+    return deadline
+
+
+@dataclass(frozen=True)
+class SessionLogin:
+    """The session's copy of a sign-in: read on every request, without I/O."""
+
+    record: str
+    renew_at: float
+    claims: dict[str, Any]
+    silent_attempt_for: float | None = None
+
+
+def current_login(session: Mapping[str, Any]) -> SessionLogin | None:
+    """The session's sign-in, or None."""
     data = session.get(LOGIN_KEY)
     if not isinstance(data, dict):
         return None
     try:
-        return Login(**data)
+        return SessionLogin(**data)
     except TypeError:
         return None
 
 
-def save_login(session: MutableMapping[str, Any], login: Login) -> None:
-    """Store ``login`` as the session's signed-in user."""
+def remember_login(
+    session: MutableMapping[str, Any],
+    record: str,
+    tokens: Tokens,
+    silent_attempt_for: float | None = None,
+) -> None:
+    """Copy into the session what each request needs of ``tokens``."""
+    login = SessionLogin(record, tokens.renew_at, tokens.claims, silent_attempt_for)
     session[LOGIN_KEY] = asdict(login)
 
 
-def clear_login(session: MutableMapping[str, Any]) -> None:
-    """End the session's sign-in, keeping the rest of the session."""
-    session.pop(LOGIN_KEY, None)
+def new_record_key() -> str:
+    """A fresh, unguessable record key."""
+    return RECORD_PREFIX + generate_token(32)
+
+
+class LockTimeout(Exception):
+    """Another request held the renewal lock for too long."""
+
+
+class TokenStore(ABC):
+    """Token records, with a per-record lock shared by every process that shares the store."""
+
+    @abstractmethod
+    def get(self, key: str) -> Tokens | None:
+        """The record, or None when it is gone."""
+
+    @abstractmethod
+    def put(self, key: str, tokens: Tokens, ttl: int) -> None:
+        """Write the record, kept for ``ttl`` seconds."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the record."""
+
+    @abstractmethod
+    def lock(self, key: str, wait: float, hold: float) -> contextlib.AbstractContextManager[None]:
+        """Hold the record's lock for at most ``hold`` seconds; :class:`LockTimeout` after
+        waiting ``wait`` seconds for it."""
+
+
+def _decode(data: Any) -> Tokens | None:
+    if isinstance(data, bytes | str):
+        data = json.loads(data)
+    if not isinstance(data, dict):
+        return None
+    try:
+        return Tokens(**data)
+    except TypeError:
+        return None
+
+
+class CacheLibTokenStore(TokenStore):
+    """Records in a cachelib cache (the embedded default); a file lock beside a file cache."""
+
+    def __init__(self, cache: Any) -> None:
+        self.cache = cache
+        path = getattr(cache, "_path", None)
+        self.lock_dir = os.path.join(path, "locks") if isinstance(path, str) else None
+        self._thread_lock = threading.Lock()
+
+    def get(self, key: str) -> Tokens | None:
+        return _decode(self.cache.get(key))
+
+    def put(self, key: str, tokens: Tokens, ttl: int) -> None:
+        self.cache.set(key, asdict(tokens), timeout=ttl)
+
+    def delete(self, key: str) -> None:
+        self.cache.delete(key)
+
+    @contextlib.contextmanager
+    def lock(self, key: str, wait: float, hold: float) -> Iterator[None]:
+        if self.lock_dir is None:
+            if not self._thread_lock.acquire(timeout=wait):
+                raise LockTimeout(key)
+            try:
+                yield
+            finally:
+                self._thread_lock.release()
+            return
+        os.makedirs(self.lock_dir, mode=0o700, exist_ok=True)
+        deadline = time.monotonic() + wait
+        with open(os.path.join(self.lock_dir, key.replace(":", "-")), "a") as file:
+            while True:
+                try:
+                    fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LockTimeout(key) from None
+                    time.sleep(0.005)
+            try:
+                yield
+            finally:
+                fcntl.flock(file, fcntl.LOCK_UN)
+
+
+class RedisTokenStore(TokenStore):
+    """Records in Redis, with a Redis lock: shared by every process on every host."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def get(self, key: str) -> Tokens | None:
+        return _decode(self.client.get(key))
+
+    def put(self, key: str, tokens: Tokens, ttl: int) -> None:
+        self.client.set(key, json.dumps(asdict(tokens)), ex=ttl)
+
+    def delete(self, key: str) -> None:
+        self.client.delete(key)
+
+    @contextlib.contextmanager
+    def lock(self, key: str, wait: float, hold: float) -> Iterator[None]:
+        lock = self.client.lock(f"{key}:lock", timeout=hold, blocking_timeout=wait, sleep=0.005)
+        if not lock.acquire():
+            raise LockTimeout(key)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):  # expired meanwhile: nothing to release
+                lock.release()
+
+
+class SessionTokenStore(TokenStore):
+    """For other Flask-Session backends: records inside the session, a lock per process.
+
+    Tokens still never reach the cookie, but concurrent requests of one session on several
+    processes may each renew, and a concurrent session save may write old tokens back.
+    """
+
+    def __init__(self) -> None:
+        self._thread_lock = threading.Lock()
+
+    def get(self, key: str) -> Tokens | None:
+        from flask import session
+
+        return _decode(session.get(key))
+
+    def put(self, key: str, tokens: Tokens, ttl: int) -> None:
+        from flask import session
+
+        session[key] = asdict(tokens)
+
+    def delete(self, key: str) -> None:
+        from flask import session
+
+        session.pop(key, None)
+
+    @contextlib.contextmanager
+    def lock(self, key: str, wait: float, hold: float) -> Iterator[None]:
+        if not self._thread_lock.acquire(timeout=wait):
+            raise LockTimeout(key)
+        try:
+            yield
+        finally:
+            self._thread_lock.release()
+
+
+def token_store_for(session_interface: Any) -> TokenStore:
+    """The token store that fits the app's Flask-Session backend."""
+    cache = getattr(session_interface, "cache", None)
+    if cache is not None and hasattr(cache, "set"):
+        return CacheLibTokenStore(cache)
+    client = getattr(session_interface, "client", None)
+    if client is not None and hasattr(client, "lock"):
+        return RedisTokenStore(client)
+    return SessionTokenStore()

@@ -12,7 +12,7 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from .state import get_state
-from .store import Login, save_login
+from .store import Tokens, new_record_key, remember_login
 
 
 def login_test_user(
@@ -26,10 +26,10 @@ def login_test_user(
     """Make ``client``'s session signed in as the user with ``claims`` (``sub`` is required)."""
     if "sub" not in claims:
         raise ValueError("claims need a 'sub'")
-    state = get_state(client.application)
-    settings = state.settings
+    app = client.application
+    settings = get_state(app).settings
     now = time.time()
-    login = Login(
+    tokens = Tokens(
         claims={"iss": settings.issuer, "aud": settings.client_id, **claims},
         id_token="test-id-token",
         access_token=access_token,
@@ -37,8 +37,12 @@ def login_test_user(
         expires_at=None,
         renew_at=now + settings.renew_after if renew_at is None else renew_at,
     )
+    record = new_record_key()
+    with app.app_context():
+        ttl = int(app.permanent_session_lifetime.total_seconds())
+        get_state(app).token_store.put(record, tokens, ttl)
     with client.session_transaction() as session:
-        save_login(session, login)
+        remember_login(session, record, tokens)
 
 
 class OIDCTestClient(FlaskClient):

@@ -9,16 +9,16 @@ from urllib.parse import urlsplit
 from authlib.common.security import generate_token
 from authlib.common.urls import add_params_to_uri
 from flask import Blueprint, current_app, make_response, redirect, request, session, url_for
-from flask.sessions import SessionInterface
 from werkzeug.wrappers import Response
 
 from . import flow, signals
 from .errors import CrossSiteRequest, LoginError
+from .login import load_tokens, save_tokens, sign_in, sign_out
 from .navigation import safe_next
 from .provider import ProviderError, TokenEndpointError
 from .renewal import renewal_failed, start_renewal
 from .state import get_state
-from .store import Login, clear_login, load_login, save_login
+from .store import Tokens, current_login
 from .tokens import TokenError, check_renewed_id_token
 
 log = logging.getLogger("flask_oidc_refresh")
@@ -75,7 +75,7 @@ def callback() -> Response:
     if not code:
         log.warning("sign-in callback without a code")
         raise LoginError("This sign-in response has no authorization code.")
-    previous = load_login(session) if pending.silent else None
+    previous = current_login(session) if pending.silent else None
     try:
         token, claims = flow.finish(provider, pending, code)
         if previous is not None:
@@ -92,22 +92,24 @@ def callback() -> Response:
         if pending.silent:
             return renewal_failed(pending.next_url, str(exc))
         raise LoginError("The sign-in response failed validation.", error="invalid_token") from exc
-    login = Login.from_tokens(token, claims, state.settings.renew_after)
+    settings = state.settings
+    tokens = Tokens.from_response(token, claims, settings.renew_after, settings.use_refresh_tokens)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if previous is not None:
-        save_login(session, login)
+        if load_tokens(previous) is None:
+            return renewal_failed(pending.next_url, "the sign-in ended during the renewal")
+        save_tokens(previous, tokens)
         signals.session_renewed.send(app, claims=claims, method="prompt_none")
         return redirect(pending.next_url)
-    interface: SessionInterface = current_app.session_interface
-    regenerate = getattr(interface, "regenerate", None)
+    regenerate = getattr(current_app.session_interface, "regenerate", None)
     if regenerate is not None:
         regenerate(session)
-    save_login(session, login)
+    sign_in(tokens)
     try:
         for handler in state.login_handlers:
             handler(claims)
     except BaseException:
-        clear_login(session)
+        sign_out()
         raise
     signals.user_logged_in.send(app, claims=claims)
     return redirect(pending.next_url)
@@ -133,12 +135,16 @@ def logout() -> Response:
     """``POST /logout``: end the local session, then the provider's when it offers that."""
     check_same_origin()
     settings = get_state().settings
-    signed_in = load_login(session)
+    signed_in = current_login(session)
+    tokens = load_tokens(signed_in) if signed_in else None
+    sign_out()
     session.clear()
     local_url = safe_next(settings.logout_redirect_url, "/")
     if signed_in is None:
         return redirect(local_url)
     signals.user_logged_out.send(current_app._get_current_object(), claims=signed_in.claims)  # type: ignore[attr-defined]
+    if tokens is None:
+        return redirect(local_url)
     try:
         end_session = get_state().provider.endpoint("end_session_endpoint")
     except ProviderError as exc:
@@ -151,7 +157,7 @@ def logout() -> Response:
     url = add_params_to_uri(
         end_session,
         {
-            "id_token_hint": signed_in.id_token,
+            "id_token_hint": tokens.id_token,
             "client_id": settings.client_id,
             "post_logout_redirect_uri": url_for("oidc.logout_callback", _external=True),
             "state": logout_state,

@@ -70,9 +70,27 @@ def login(client: FlaskClient, provider: Any, next_url: str = "/private") -> Any
     )
 
 
-def expire_renewal(client: FlaskClient) -> None:
-    """Move the signed-in session past its renewal deadline."""
-    import time
+def tokens_of(client: FlaskClient) -> Any:
+    """The token record of ``client``'s session."""
+    from flask_oidc_refresh.state import get_state
 
     with client.session_transaction() as session:
-        session["_oidc_login"] = {**session["_oidc_login"], "renew_at": time.time() - 1}
+        record = session["_oidc_login"]["record"]
+    with client.application.app_context():
+        return get_state(client.application).token_store.get(record)
+
+
+def expire_renewal(client: FlaskClient, **changes: Any) -> None:
+    """Move the signed-in session past its renewal deadline (``changes`` alter its tokens)."""
+    import time
+
+    from flask_oidc_refresh.state import get_state
+
+    past = time.time() - 1
+    with client.session_transaction() as session:
+        session["_oidc_login"] = {**session["_oidc_login"], "renew_at": past}
+        record = session["_oidc_login"]["record"]
+    app = client.application
+    with app.app_context():
+        store = get_state(app).token_store
+        store.put(record, store.get(record).replace(renew_at=past, **changes), 3600)

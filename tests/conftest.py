@@ -144,17 +144,34 @@ class Served:
         self.base = base
         self.provider = provider
 
-    def expire_renewal(self, http: Any) -> None:
-        """Move the session of the ``requests`` session ``http`` past its renewal deadline."""
+    def _session(self, http: Any) -> tuple[Any, str, dict[str, Any]]:
         interface: Any = self.app.session_interface
         store_id = interface.key_prefix + http.cookies["session"]
-        data = interface._retrieve_session_data(store_id)
-        data["_oidc_login"]["renew_at"] = time.time() - 1
+        return interface, store_id, interface._retrieve_session_data(store_id)
+
+    def tokens(self, http: Any) -> Any:
+        """The token record of the ``requests`` session ``http``."""
+        from flask_oidc_refresh.state import get_state
+
+        _, _, data = self._session(http)
+        with self.app.app_context():
+            return get_state(self.app).token_store.get(data["_oidc_login"]["record"])
+
+    def expire_renewal(self, http: Any) -> None:
+        """Move the session of the ``requests`` session ``http`` past its renewal deadline."""
+        from flask_oidc_refresh.state import get_state
+
+        past = time.time() - 1
+        interface, store_id, data = self._session(http)
+        data["_oidc_login"]["renew_at"] = past
         interface._upsert_session(self.app.permanent_session_lifetime, data, store_id)
+        with self.app.app_context():
+            store = get_state(self.app).token_store
+            record = data["_oidc_login"]["record"]
+            store.put(record, store.get(record).replace(renew_at=past), 3600)
 
     def renewal_deadline(self, http: Any) -> float:
-        interface: Any = self.app.session_interface
-        data = interface._retrieve_session_data(interface.key_prefix + http.cookies["session"])
+        _, _, data = self._session(http)
         return float(data["_oidc_login"]["renew_at"])
 
 

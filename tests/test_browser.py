@@ -61,7 +61,7 @@ class _Cookies:
 
 @pytest.fixture
 def tab(browser: Any, example_app: Callable[..., Any]) -> Iterator[Tab]:
-    served = example_app()
+    served = example_app(OIDC_USE_REFRESH_TOKENS="false")  # the browser renews, not the server
     context = browser.new_context()
     page = context.new_page()
     page.goto(f"{served.base}/profile")

@@ -6,14 +6,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from apps import SCRIPT, login
+from apps import SCRIPT, login, tokens_of
 from fake_provider import CLIENT_ID
 
 
 def test_logout_ends_the_session_and_goes_to_the_provider(client: Any, fake_provider: Any) -> None:
     login(client, fake_provider)
-    with client.session_transaction() as session:
-        id_token = session["_oidc_login"]["id_token"]
+    id_token = tokens_of(client).id_token
     response = client.post("/oidc/logout")
     assert response.status_code == 302
     location = urlsplit(response.headers["Location"])

@@ -1,4 +1,5 @@
-"""Renewal against the real development provider: silent when its session lives, never a loop."""
+"""Browser renewal against the real development provider: silent while its session lives, never
+a loop. Refresh tokens are switched off here so that the browser must renew."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ FETCH = {"Accept": "*/*", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"}
 
 
 def signed_in(example_app: Callable[..., Any]) -> tuple[Any, requests.Session]:
-    served = example_app()
+    served = example_app(OIDC_USE_REFRESH_TOKENS="false")
     http = requests.Session()
     sign_in(http, f"{served.base}/profile")
     return served, http

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from apps import login
+from apps import login, tokens_of
 from flask import Flask
 from flask_session import Session
 
@@ -16,9 +16,10 @@ def test_tokens_stay_on_the_server(client: Any, fake_provider: Any) -> None:
     login(client, fake_provider)
     cookie = client.get_cookie("session")
     assert len(cookie.value) < 64
-    with client.session_transaction() as session:
-        access_token = session["_oidc_login"]["access_token"]
+    access_token = tokens_of(client).access_token
     assert access_token not in cookie.value
+    with client.session_transaction() as session:
+        assert access_token not in repr(dict(session))  # a record of its own, not in the session
 
 
 def test_default_store_is_a_file_cache_in_the_instance_folder(
