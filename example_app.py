@@ -2,7 +2,8 @@
 
 Every ``OIDC_*`` setting is read from the environment variable of the same name. Without
 ``OIDC_ISSUER`` it uses the bundled development provider on http://127.0.0.1:9400 (``make run``).
-``SESSION_TYPE=redis`` with ``REDIS_URL`` keeps sessions in Redis.
+``SESSION_TYPE=redis`` with ``REDIS_URL`` keeps sessions in Redis; ``SESSION_FILE_DIR`` moves the
+embedded store. Runs under ``flask run`` and ``gunicorn -w 2 'example_app:create_app()'``.
 """
 
 from __future__ import annotations
@@ -89,12 +90,15 @@ def create_app() -> Flask:
     if "OIDC_ISSUER" not in settings:
         settings = {**DEVELOPMENT_PROVIDER, **settings}
     app.config.update(settings)
-    if os.environ.get("SESSION_TYPE"):
-        app.config["SESSION_TYPE"] = os.environ["SESSION_TYPE"]
+    for key in ("SESSION_TYPE", "SESSION_FILE_DIR"):
+        if os.environ.get(key):
+            app.config[key] = os.environ[key]
     if os.environ.get("REDIS_URL"):
         from redis import Redis
 
-        app.config["SESSION_REDIS"] = Redis.from_url(os.environ["REDIS_URL"])
+        app.config["SESSION_REDIS"] = Redis.from_url(
+            os.environ["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2
+        )
     oidc.init_app(app)
 
     def page(title: str, body: str = "") -> str:
@@ -110,7 +114,7 @@ def create_app() -> Flask:
     def profile() -> str:
         return page("Profile", PROFILE)
 
-    @app.get("/api/me")
+    @app.route("/api/me", methods=["GET", "POST"])
     @oidc.login_required
     def api_me() -> dict[str, Any]:
         return {"user": oidc.user, "renewal_deadline": oidc.renewal_deadline}

@@ -6,6 +6,7 @@ from .config import ConfigError
 from .errors import CrossSiteRequest, LoginError, LoginRequired, OIDCError, ProviderUnavailable
 from .extension import OIDC
 from .renewal import RenewalUnavailable
+from .sessions import SessionStoreUnavailable
 from .signals import session_renewal_failed, session_renewed, user_logged_in, user_logged_out
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "OIDCError",
     "ProviderUnavailable",
     "RenewalUnavailable",
+    "SessionStoreUnavailable",
     "session_renewal_failed",
     "session_renewed",
     "user_logged_in",

@@ -31,7 +31,7 @@ from .renewal import (
     make_renewal_hook,
     renew_server_side,
 )
-from .sessions import ensure_server_side_sessions, slide_session_lifetime
+from .sessions import answer_store_outages, ensure_server_side_sessions, slide_session_lifetime
 from .state import LoginHandler, OIDCState, get_state
 from .store import current_login
 from .views import make_blueprint
@@ -68,6 +68,7 @@ class OIDC:
             app.config.setdefault(key, default)
         settings = Settings.from_config({**app.config, **self._options})
         ensure_server_side_sessions(app)
+        answer_store_outages(app)
         if settings.session_touch_fraction > 0:
             slide_session_lifetime(app, settings.session_touch_fraction)
         app.extensions["oidc"] = OIDCState(

@@ -42,6 +42,23 @@ def build_app(instance_path: Path, config: dict[str, Any]) -> tuple[Flask, OIDC]
     def write() -> str:
         return "written"
 
+    @app.get("/api/token")
+    @oidc.login_required
+    def api_token() -> dict[str, Any]:
+        return {"access_token": oidc.access_token}
+
+    @app.post("/api/slow-note")
+    @oidc.login_required
+    def slow_note() -> dict[str, Any]:
+        """Waits for the test's signal, then changes the session: a request that started
+        before a renewal and saves its whole session after it."""
+        from flask import session
+
+        app.config["SLOW_STARTED"].set()
+        app.config["SLOW_GATE"].wait(10)
+        session["note"] = "written late"
+        return {"ok": True}
+
     @app.get("/health")
     @oidc.exempt
     def health() -> str:
@@ -80,17 +97,22 @@ def tokens_of(client: FlaskClient) -> Any:
         return get_state(client.application).token_store.get(record)
 
 
-def expire_renewal(client: FlaskClient, **changes: Any) -> None:
-    """Move the signed-in session past its renewal deadline (``changes`` alter its tokens)."""
-    import time
-
+def update_tokens(client: FlaskClient, **changes: Any) -> None:
+    """Change the token record of ``client``'s session (and its copy of ``renew_at``)."""
     from flask_oidc_refresh.state import get_state
 
-    past = time.time() - 1
     with client.session_transaction() as session:
-        session["_oidc_login"] = {**session["_oidc_login"], "renew_at": past}
+        if "renew_at" in changes:
+            session["_oidc_login"] = {**session["_oidc_login"], "renew_at": changes["renew_at"]}
         record = session["_oidc_login"]["record"]
     app = client.application
     with app.app_context():
         store = get_state(app).token_store
-        store.put(record, store.get(record).replace(renew_at=past, **changes), 3600)
+        store.put(record, store.get(record).replace(**changes), 3600)
+
+
+def expire_renewal(client: FlaskClient, **changes: Any) -> None:
+    """Move the signed-in session past its renewal deadline (``changes`` alter its tokens)."""
+    import time
+
+    update_tokens(client, renew_at=time.time() - 1, **changes)

@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -70,6 +71,12 @@ class DevProvider:
         self.port = port
         self.issuer = f"http://127.0.0.1:{port}"
         self.event_log = event_log
+        self.process: subprocess.Popen[str] | None = None
+
+    def stop(self) -> None:
+        """Take the provider down (the fixture would stop it at the end of the test anyway)."""
+        if self.process is not None:
+            stop(self.process)
 
     def events(self, name: str | None = None) -> list[dict[str, Any]]:
         import json
@@ -110,6 +117,7 @@ def start_provider(tmp_path: Path) -> Iterator[Callable[..., DevProvider]]:
             text=True,
         )
         processes.append(process)
+        provider.process = process
         wait_for_line(process, "oidc-provider listening")
         return provider
 
@@ -242,3 +250,90 @@ def app(make_app: Callable[..., Any]) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> Any:
     return app.test_client()
+
+
+class RedisServer:
+    """A redis-server on a free loopback port, with no persistence."""
+
+    def __init__(self, executable: str) -> None:
+        self.executable = executable
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                self.executable,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        wait_for_line(self.process, "Ready to accept connections")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+            self.process = None
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A fresh Redis server for the test (Debian's redis-server)."""
+    server = RedisServer(require_tool("redis-server"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def start_gunicorn() -> Iterator[Callable[..., str]]:
+    """Run example_app.py under gunicorn (workers x threads) with the given environment."""
+    processes: list[subprocess.Popen[str]] = []
+
+    def start(port: int, env: dict[str, str], workers: int = 2, threads: int = 8) -> str:
+        import requests
+
+        gunicorn = Path(sys.executable).parent / "gunicorn"
+        process = subprocess.Popen(
+            [
+                str(gunicorn),
+                "-w",
+                str(workers),
+                "--threads",
+                str(threads),
+                "-b",
+                f"127.0.0.1:{port}",
+                "example_app:create_app()",
+            ],
+            cwd=Path(__file__).parent.parent,
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        processes.append(process)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{base}/api/health", timeout=1).status_code == 200:
+                    return base
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise RuntimeError(f"gunicorn did not start (exit code {process.poll()})")
+
+    yield start
+    for process in processes:
+        stop(process)

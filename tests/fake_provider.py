@@ -49,6 +49,11 @@ class FakeProvider:
         self.userinfo: dict[str, Any] | None = None
         self.iss_parameter_supported = True
         self.delay = 0.0
+        self.refresh_tokens: dict[str, str] = {}  # live refresh token -> sub
+        self.used_refresh_tokens: set[str] = set()
+        self.issue_refresh_tokens = False
+        self.refresh_id_token = True  # an ID token in refresh responses
+        self.expires_in = 3600
         self.app = self._make_app()
 
     def _make_app(self) -> Flask:
@@ -82,25 +87,56 @@ class FakeProvider:
             )
             if self.token_body is not None:
                 return self.token_body, self.token_status
+            if request.form.get("grant_type") == "refresh_token":
+                return self._refresh(request.form.get("refresh_token", ""))
             code = self.codes.pop(request.form.get("code", ""), None)
             if code is None:
                 return {"error": "invalid_grant", "error_description": "unknown code"}, 400
             verifier = request.form.get("code_verifier", "")
             if b64(hashlib.sha256(verifier.encode()).digest()) != code["code_challenge"]:
                 return {"error": "invalid_grant", "error_description": "PKCE mismatch"}, 400
-            access_token = secrets.token_urlsafe(16)
-            return {
-                "access_token": access_token,
+            response = {
+                "access_token": secrets.token_urlsafe(16),
                 "token_type": "Bearer",
-                "expires_in": 3600,
+                "expires_in": self.expires_in,
                 "id_token": self.id_token or self.make_id_token(code["nonce"]),
-            }, self.token_status
+            }
+            if self.issue_refresh_tokens:
+                response["refresh_token"] = self._new_refresh_token("alice")
+            return response, self.token_status
 
         @app.get("/userinfo")
         def userinfo() -> Any:
             return self.userinfo or {"sub": "alice", "email": "alice@example.test"}
 
         return app
+
+    def _new_refresh_token(self, sub: str) -> str:
+        token = secrets.token_urlsafe(16)
+        self.refresh_tokens[token] = sub
+        return token
+
+    def _refresh(self, refresh_token: str) -> Any:
+        """Rotating refresh tokens with reuse detection: a reused one revokes them all."""
+        if refresh_token in self.used_refresh_tokens:
+            self.refresh_tokens.clear()
+            return {"error": "invalid_grant", "error_description": "refresh token reused"}, 400
+        sub = self.refresh_tokens.pop(refresh_token, None)
+        if sub is None:
+            return {"error": "invalid_grant", "error_description": "unknown refresh token"}, 400
+        self.used_refresh_tokens.add(refresh_token)
+        response = {
+            "access_token": secrets.token_urlsafe(16),
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "refresh_token": self._new_refresh_token(sub),
+        }
+        if self.refresh_id_token:
+            response["id_token"] = self.make_id_token(None, sub=sub)
+        return response, self.token_status
+
+    def refresh_requests(self) -> int:
+        return sum(r["form"].get("grant_type") == "refresh_token" for r in self.token_requests)
 
     def make_id_token(self, nonce: str | None, **claims: Any) -> str:
         now = int(time.time())
@@ -113,7 +149,7 @@ class FakeProvider:
         }
         if nonce is not None:
             payload["nonce"] = nonce
-        payload.update({**self.claims, **claims})
+        payload.update({**claims, **self.claims})
         payload = {k: v for k, v in payload.items() if v is not None}
         header = {"alg": "RS256", "kid": "key-1", **self.header}
         if header["alg"] == "none":

@@ -1,0 +1,158 @@
+"""The example app deployed as PRODUCT.md describes: gunicorn workers, several hosts sharing
+Redis, the real development provider rotating refresh tokens and revoking them on reuse."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from conftest import CLIENT_ID, CLIENT_SECRET, Served, free_port
+from signin import follow, sign_in
+
+FETCH = {"Accept": "*/*", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"}
+
+
+class Deployment:
+    """Instances of example_app under gunicorn, and a local app object on the same store."""
+
+    def __init__(self, bases: list[str], local: Served) -> None:
+        self.bases = bases
+        self.local = local
+
+    def refreshes(self) -> int:
+        events = self.local.provider.events("grant.success")
+        return sum(e.get("grant_type") == "refresh_token" for e in events)
+
+    def burst(self, http: requests.Session, count: int) -> list[int]:
+        cookies = {"session": http.cookies["session"]}
+
+        def call(n: int) -> int:
+            base = self.bases[n % len(self.bases)]
+            return requests.get(
+                f"{base}/api/me", cookies=cookies, headers=FETCH, timeout=30
+            ).status_code
+
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            return list(pool.map(call, range(count)))
+
+
+@pytest.fixture
+def deploy(
+    start_provider: Callable[..., Any],
+    start_gunicorn: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> Callable[..., Deployment]:
+    def start(instances: int, store: dict[str, str]) -> Deployment:
+        ports = [free_port() for _ in range(instances)]
+        provider = start_provider(ports, OP_ROTATE_REFRESH_TOKENS="1")
+        env = {
+            "OIDC_ISSUER": provider.issuer,
+            "OIDC_CLIENT_ID": CLIENT_ID,
+            "OIDC_CLIENT_SECRET": CLIENT_SECRET,
+            **store,
+        }
+        bases = [start_gunicorn(port, env) for port in ports]
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        import example_app
+
+        return Deployment(bases, Served(example_app.create_app(), bases[0], provider))
+
+    return start
+
+
+def check_one_spend(deployment: Deployment) -> None:
+    http = requests.Session()
+    page = sign_in(http, f"{deployment.bases[0]}/profile")
+    assert '<strong id="sub">alice</strong>' in page.text
+    deployment.local.expire_renewal(http)
+    assert deployment.burst(http, 50) == [200] * 50
+    assert deployment.refreshes() == 1  # exactly one token request reached the provider
+    deployment.local.expire_renewal(http)  # the next deadline: the rotated token must work
+    assert deployment.burst(http, 10) == [200] * 10
+    assert deployment.refreshes() == 2
+    provider = deployment.local.provider
+    assert provider.events("grant.error") == [] and provider.events("grant.revoked") == []
+
+
+def test_one_spend_across_two_hosts_sharing_redis(
+    deploy: Callable[..., Deployment], redis_server: Any
+) -> None:
+    deployment = deploy(2, {"SESSION_TYPE": "redis", "REDIS_URL": redis_server.url})
+    check_one_spend(deployment)
+
+
+def test_one_spend_across_worker_processes_with_the_embedded_store(
+    deploy: Callable[..., Deployment], tmp_path: Path
+) -> None:
+    deployment = deploy(1, {"SESSION_FILE_DIR": str(tmp_path / "sessions")})
+    check_one_spend(deployment)
+
+
+def test_a_session_signed_in_on_one_host_is_known_on_the_other(
+    deploy: Callable[..., Deployment], redis_server: Any
+) -> None:
+    deployment = deploy(2, {"SESSION_TYPE": "redis", "REDIS_URL": redis_server.url})
+    http = requests.Session()
+    sign_in(http, f"{deployment.bases[0]}/profile")
+    other = http.get(f"{deployment.bases[1]}/api/me", headers=FETCH)
+    assert other.json()["user"]["sub"] == "alice"
+
+
+def test_revoked_refresh_token_falls_back_to_the_browser(
+    deploy: Callable[..., Deployment], redis_server: Any
+) -> None:
+    deployment = deploy(1, {"SESSION_TYPE": "redis", "REDIS_URL": redis_server.url})
+    base = deployment.bases[0]
+    http = requests.Session()
+    sign_in(http, f"{base}/profile")
+    refresh_token = deployment.local.tokens(http).refresh_token
+    provider = deployment.local.provider
+    revoked = requests.post(
+        f"{provider.issuer}/token/revocation",
+        data={"token": refresh_token, "token_type_hint": "refresh_token"},
+        auth=(CLIENT_ID, CLIENT_SECRET),
+    )
+    assert revoked.status_code == 200
+    deployment.local.expire_renewal(http)
+    script = http.get(f"{base}/api/me", headers={**FETCH, "Referer": f"{base}/profile"})
+    assert script.status_code == 403  # invalid_grant: the browser has to renew
+    assert script.headers["refresh_url"] == "/oidc/refresh?next=/profile"
+    assert deployment.local.tokens(http).refresh_token is None
+    page = follow(http, f"{base}/profile")  # the grant is gone: the provider asks again
+    assert 'name="prompt"' in page.text
+
+
+def test_provider_down_keeps_users_signed_in(
+    deploy: Callable[..., Deployment], redis_server: Any
+) -> None:
+    deployment = deploy(1, {"SESSION_TYPE": "redis", "REDIS_URL": redis_server.url})
+    base = deployment.bases[0]
+    http = requests.Session()
+    sign_in(http, f"{base}/profile")
+    deployment.local.expire_renewal(http)
+    deployment.local.provider.stop()
+    for _ in range(3):
+        response = http.get(f"{base}/api/me", headers=FETCH)
+        assert response.status_code == 200
+        assert response.json()["user"]["sub"] == "alice"
+    assert deployment.local.tokens(http).retry_at > 0  # retried later, not on every request
+
+
+def test_redis_stopped_mid_run_is_a_503(
+    deploy: Callable[..., Deployment], redis_server: Any
+) -> None:
+    deployment = deploy(1, {"SESSION_TYPE": "redis", "REDIS_URL": redis_server.url})
+    base = deployment.bases[0]
+    http = requests.Session()
+    sign_in(http, f"{base}/profile")
+    redis_server.stop()
+    response = http.get(f"{base}/api/me", headers=FETCH)
+    assert response.status_code == 503
+    assert response.json()["error"] == "session_store_unavailable"
+    assert http.get(f"{base}/profile").status_code == 503

@@ -1,0 +1,94 @@
+"""Sessions and token records in Redis: the lock across processes, and Redis going away."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import requests
+from apps import NAVIGATION, SCRIPT, expire_renewal, login, tokens_of
+from redis import Redis
+
+
+@pytest.fixture
+def redis_app(make_app: Any, redis_server: Any, fake_provider: Any) -> Any:
+    fake_provider.issue_refresh_tokens = True
+    client = Redis.from_url(redis_server.url, socket_timeout=1, socket_connect_timeout=1)
+    app, _ = make_app(SESSION_TYPE="redis", SESSION_REDIS=client)
+    yield app
+    client.close()
+
+
+def test_sessions_and_token_records_live_in_redis(redis_app: Any, fake_provider: Any) -> None:
+    client = redis_app.test_client()
+    login(client, fake_provider)
+    redis = redis_app.session_interface.client
+    keys = sorted(key.decode().split(":")[0] for key in redis.keys("*"))
+    assert keys == ["oidc-tokens", "session"]
+    [record] = redis.keys("oidc-tokens:*")
+    assert redis.ttl(record) > 0  # expires with the session
+    session_data = redis.get(next(iter(redis.keys("session:*"))))
+    assert tokens_of(client).access_token.encode() not in session_data
+
+
+def test_renewal_uses_a_redis_lock_and_spends_once(
+    redis_app: Any, fake_provider: Any, serve: Any
+) -> None:
+    base = serve(redis_app)
+    http = requests.Session()
+    location = http.get(f"{base}/oidc/login", allow_redirects=False).headers["Location"]
+    http.get(
+        f"{base}/oidc/callback", params=fake_provider.authorize(location), allow_redirects=False
+    )
+    client = redis_app.test_client()
+    client.set_cookie("session", http.cookies["session"], domain="localhost")
+    expire_renewal(client)
+    cookies = {"session": http.cookies["session"]}
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(
+            pool.map(
+                lambda _: (
+                    requests.get(f"{base}/api/data", cookies=cookies, headers=SCRIPT).status_code
+                ),
+                range(32),
+            )
+        )
+    assert statuses == [200] * 32
+    assert fake_provider.refresh_requests() == 1
+
+
+def test_redis_down_is_a_503_not_a_500_and_not_a_sign_out(
+    redis_app: Any, redis_server: Any, fake_provider: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = redis_app.test_client()
+    login(client, fake_provider)
+    redis_server.stop()
+    page = client.get("/private", headers=NAVIGATION)
+    assert page.status_code == 503
+    assert page.mimetype == "text/html"
+    script = client.get("/api/data", headers=SCRIPT)
+    assert script.status_code == 503
+    assert script.json["error"] == "session_store_unavailable"
+    assert "session store unavailable" in caplog.text
+    assert client.get_cookie("session") is not None  # the cookie was not deleted
+
+
+def test_redis_failing_during_a_renewal_is_a_503(
+    redis_app: Any, redis_server: Any, fake_provider: Any
+) -> None:
+    client = redis_app.test_client()
+    login(client, fake_provider)
+    expire_renewal(client)
+    interface = redis_app.session_interface
+    original = interface._inner.open_session
+
+    def open_then_fail(app: Any, request: Any) -> Any:
+        session = original(app, request)
+        redis_server.stop()  # Redis goes away after the session was read
+        return session
+
+    interface._inner.open_session = open_then_fail
+    response = client.get("/api/data", headers=SCRIPT)
+    assert response.status_code == 503
+    assert response.json["error"] == "session_store_unavailable"

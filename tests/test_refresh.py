@@ -1,0 +1,260 @@
+"""Renewal with the refresh token: server-side, once per session, and safe on bad days."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from apps import NAVIGATION, SCRIPT, expire_renewal, login, tokens_of, update_tokens
+
+from flask_oidc_refresh import session_renewal_failed, session_renewed
+
+
+@pytest.fixture
+def refreshing(fake_provider: Any) -> Any:
+    fake_provider.issue_refresh_tokens = True
+    return fake_provider
+
+
+@pytest.fixture
+def signed_in(client: Any, refreshing: Any) -> Any:
+    login(client, refreshing)
+    return client
+
+
+def prompt(response: Any) -> str | None:
+    values = parse_qs(urlsplit(response.headers["Location"]).query).get("prompt")
+    return values[0] if values else None
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers"),
+    [("GET", "/private", NAVIGATION), ("GET", "/api/data", SCRIPT), ("POST", "/write", SCRIPT)],
+    ids=["page", "script", "post"],
+)
+def test_due_session_is_renewed_server_side_for_any_request(
+    app: Any, signed_in: Any, refreshing: Any, method: str, path: str, headers: dict[str, str]
+) -> None:
+    before = tokens_of(signed_in)
+    expire_renewal(signed_in)
+    renewals = []
+    with session_renewed.connected_to(lambda sender, **extra: renewals.append(extra), app):
+        response = signed_in.open(path, method=method, headers=headers)
+    assert response.status_code == 200
+    after = tokens_of(signed_in)
+    assert after.access_token != before.access_token
+    assert after.refresh_token != before.refresh_token  # rotated, and the new one kept
+    assert after.renew_at > time.time() + 800
+    assert refreshing.refresh_requests() == 1
+    assert [r["method"] for r in renewals] == ["refresh_token"]
+    with signed_in.session_transaction() as session:
+        assert session["_oidc_login"]["renew_at"] == after.renew_at
+
+
+def test_refresh_request_authenticates_the_client(signed_in: Any, refreshing: Any) -> None:
+    expire_renewal(signed_in)
+    signed_in.get("/private")
+    refresh = [r for r in refreshing.token_requests if r["form"]["grant_type"] == "refresh_token"]
+    assert refresh[0]["auth"].username == "test-client"
+
+
+def test_deadline_is_never_later_than_the_access_tokens_expiry(
+    client: Any, refreshing: Any
+) -> None:
+    refreshing.expires_in = 120
+    login(client, refreshing)
+    deadline = tokens_of(client).renew_at - time.time()
+    assert 85 < deadline <= 90  # 120 s less a 30 s margin, well before the 900 s default
+
+
+def test_short_lived_access_tokens_keep_a_proportional_margin(client: Any, refreshing: Any) -> None:
+    refreshing.expires_in = 40
+    login(client, refreshing)
+    assert 25 < tokens_of(client).renew_at - time.time() <= 30
+
+
+def test_without_refresh_token_the_deadline_ignores_access_token_expiry(
+    client: Any, fake_provider: Any
+) -> None:
+    fake_provider.expires_in = 120
+    login(client, fake_provider)
+    assert tokens_of(client).renew_at - time.time() > 890
+
+
+def test_refresh_tokens_can_be_switched_off(make_app: Any, refreshing: Any) -> None:
+    app, _ = make_app(OIDC_USE_REFRESH_TOKENS=False)
+    client = app.test_client()
+    login(client, refreshing)
+    assert tokens_of(client).refresh_token is None
+    expire_renewal(client)
+    assert prompt(client.get("/private", headers=NAVIGATION)) == "none"
+    assert refreshing.refresh_requests() == 0
+
+
+def test_refresh_response_without_id_token_keeps_the_claims(
+    signed_in: Any, refreshing: Any
+) -> None:
+    refreshing.refresh_id_token = False
+    expire_renewal(signed_in)
+    assert signed_in.get("/private").text == "hello alice"
+    assert tokens_of(signed_in).claims["email"] == "alice@example.test"
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{"sub": "mallory"}, {"iss": "https://other.example"}, {"aud": "someone-else"}, {"exp": 1000}],
+    ids=["sub", "iss", "aud", "expired"],
+)
+def test_a_bad_id_token_in_the_refresh_response_falls_back_to_the_browser(
+    signed_in: Any, refreshing: Any, claims: dict[str, Any]
+) -> None:
+    expire_renewal(signed_in)
+    refreshing.claims = claims
+    assert prompt(signed_in.get("/private", headers=NAVIGATION)) == "none"
+    assert tokens_of(signed_in).refresh_token is None
+
+
+def test_invalid_grant_falls_back_to_the_browser(app: Any, signed_in: Any, refreshing: Any) -> None:
+    refreshing.refresh_tokens.clear()  # the provider forgot them (revoked, expired)
+    expire_renewal(signed_in)
+    failures = []
+    with session_renewal_failed.connected_to(lambda sender, **extra: failures.append(extra), app):
+        assert signed_in.post("/write", headers=SCRIPT).text == "written"  # POST passes through
+    assert "invalid_grant" in failures[0]["reason"]
+    assert signed_in.get("/api/data", headers=SCRIPT).status_code == 403
+    assert prompt(signed_in.get("/private", headers=NAVIGATION)) == "none"
+    assert refreshing.refresh_requests() == 1  # the dead refresh token is not tried again
+
+
+def test_provider_down_serves_while_the_access_token_is_valid_and_retries_later(
+    make_app: Any, refreshing: Any, monkeypatch: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    app, _ = make_app(OIDC_REFRESH_RETRY_SECONDS=30)
+    client = app.test_client()
+    login(client, refreshing)
+    expire_renewal(client)
+    refreshing.token_status, refreshing.token_body = 503, "<html>down</html>"
+    for _ in range(3):
+        assert client.get("/private", headers=NAVIGATION).text == "hello alice"
+    assert refreshing.refresh_requests() == 1  # not retried on every request
+    assert "renewal postponed, the provider is unavailable" in caplog.text
+    refreshing.token_status, refreshing.token_body = 200, None
+    later = time.time() + 31
+    monkeypatch.setattr("flask_oidc_refresh.renewal.time.time", lambda: later)
+    assert client.get("/private", headers=NAVIGATION).text == "hello alice"
+    assert refreshing.refresh_requests() == 2
+    assert tokens_of(client).retry_at == 0
+
+
+def test_provider_slow_is_like_down(make_app: Any, refreshing: Any) -> None:
+    app, _ = make_app(OIDC_HTTP_TIMEOUT_SECONDS=0.3)
+    client = app.test_client()
+    login(client, refreshing)
+    expire_renewal(client)
+    refreshing.delay = 1.0
+    assert client.get("/api/data", headers=SCRIPT).json == {"sub": "alice"}
+
+
+def test_provider_down_with_an_expired_access_token_is_a_503_and_keeps_the_session(
+    signed_in: Any, refreshing: Any
+) -> None:
+    expire_renewal(signed_in, expires_at=time.time() - 1)
+    refreshing.token_status, refreshing.token_body = 503, "<html>down</html>"
+    response = signed_in.get("/api/data", headers=SCRIPT)
+    assert response.status_code == 503
+    assert response.json["error"] == "renewal_unavailable"
+    page = signed_in.get("/private", headers=NAVIGATION)
+    assert page.status_code == 503 and page.mimetype == "text/html"
+    refreshing.token_status, refreshing.token_body = 200, None
+    expire_renewal(signed_in, retry_at=0)
+    assert signed_in.get("/private").text == "hello alice"
+
+
+def test_access_token_property_renews_a_token_about_to_expire(
+    signed_in: Any, refreshing: Any
+) -> None:
+    fresh = signed_in.get("/api/token").json["access_token"]
+    assert fresh == tokens_of(signed_in).access_token
+    assert refreshing.refresh_requests() == 0
+    expire_renewal(signed_in, expires_at=time.time() + 10)
+    renewed = signed_in.get("/api/token").json["access_token"]
+    assert renewed != fresh and refreshing.refresh_requests() == 1
+
+
+def test_access_token_property_is_none_once_expired_without_refresh_token(
+    client: Any, fake_provider: Any
+) -> None:
+    login(client, fake_provider)
+    assert client.get("/api/token").json["access_token"] == tokens_of(client).access_token
+    update_tokens(client, expires_at=time.time() - 1)
+    assert client.get("/api/token").json["access_token"] is None
+
+
+def test_concurrent_requests_spend_the_refresh_token_once(
+    app: Any, refreshing: Any, serve: Any
+) -> None:
+    base = serve(app)
+    http = requests.Session()
+    location = http.get(f"{base}/oidc/login", allow_redirects=False).headers["Location"]
+    http.get(f"{base}/oidc/callback", params=refreshing.authorize(location), allow_redirects=False)
+    client = app.test_client()
+    client.set_cookie("session", http.cookies["session"], domain="localhost")
+    expire_renewal(client)
+    cookies = {"session": http.cookies["session"]}
+
+    def call(_: int) -> int:
+        return requests.get(f"{base}/api/data", cookies=cookies, headers=SCRIPT).status_code
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(call, range(40)))
+    assert statuses == [200] * 40
+    assert refreshing.refresh_requests() == 1
+    assert not refreshing.used_refresh_tokens & set(refreshing.refresh_tokens)
+
+
+def test_a_request_that_started_before_a_renewal_cannot_write_old_tokens_back(
+    app: Any, refreshing: Any, serve: Any
+) -> None:
+    app.config.update(SLOW_STARTED=threading.Event(), SLOW_GATE=threading.Event())
+    base = serve(app)
+    http = requests.Session()
+    location = http.get(f"{base}/oidc/login", allow_redirects=False).headers["Location"]
+    http.get(f"{base}/oidc/callback", params=refreshing.authorize(location), allow_redirects=False)
+    cookies = {"session": http.cookies["session"]}
+    client = app.test_client()
+    client.set_cookie("session", cookies["session"], domain="localhost")
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        slow = pool.submit(requests.post, f"{base}/api/slow-note", cookies=cookies, headers=SCRIPT)
+        assert app.config["SLOW_STARTED"].wait(5)  # it has read the session with the old tokens
+        expire_renewal(client)
+        assert requests.get(f"{base}/api/data", cookies=cookies, headers=SCRIPT).status_code == 200
+        renewed = tokens_of(client)
+        app.config["SLOW_GATE"].set()
+        assert slow.result(timeout=10).status_code == 200  # and saved its whole session
+
+    with client.session_transaction() as session:
+        assert session["note"] == "written late"
+    assert tokens_of(client) == renewed  # the renewal survived the late save
+    expire_renewal(client)
+    assert requests.get(f"{base}/api/data", cookies=cookies, headers=SCRIPT).status_code == 200
+    assert refreshing.refresh_requests() == 2  # the rotated token worked: no reuse, no revocation
+    assert refreshing.refresh_tokens
+
+
+def test_a_record_that_is_gone_signs_the_session_out(signed_in: Any) -> None:
+    from flask_oidc_refresh.state import get_state
+
+    with signed_in.session_transaction() as session:
+        record = session["_oidc_login"]["record"]
+    expire_renewal(signed_in)
+    with signed_in.application.app_context():
+        get_state(signed_in.application).token_store.delete(record)
+    response = signed_in.get("/private", headers=NAVIGATION)
+    assert prompt(response) is None  # an interactive sign-in
+    assert signed_in.get("/api/data", headers=SCRIPT).status_code == 401
