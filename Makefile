@@ -35,6 +35,9 @@ test: lint
 	$(BIN)/sphinx-build -q -W -b html docs docs/_build/html
 	$(BIN)/pytest
 
+bench: setup
+	$(BIN)/python bench/bench.py
+
 docs: setup
 	$(BIN)/sphinx-build -W -b html docs docs/_build/html
 

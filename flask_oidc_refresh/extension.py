@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import time
 from collections.abc import Callable
@@ -33,7 +34,7 @@ from .renewal import (
 )
 from .sessions import answer_store_outages, ensure_server_side_sessions, slide_session_lifetime
 from .state import LoginHandler, OIDCState, get_state
-from .store import current_login
+from .store import LOGIN_KEY, current_login
 from .views import make_blueprint
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -82,9 +83,12 @@ class OIDC:
     @property
     def user(self) -> dict[str, Any] | None:
         """The signed-in user's claims, or None."""
-        get_state()
-        login = current_login(session)
-        return login.claims if login else None
+        login = session.get(LOGIN_KEY)
+        if login is None:
+            get_state()  # a clear error when init_app was forgotten
+            return None
+        claims: dict[str, Any] = login["claims"]
+        return claims
 
     @property
     def access_token(self) -> str | None:
@@ -116,15 +120,20 @@ class OIDC:
         """Let only signed-in users in: a page load goes to sign-in and comes back, a script
         request gets ``401`` with JSON."""
 
+        is_async = inspect.iscoroutinefunction(view)
+
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if LOGIN_KEY in session:
+                return (
+                    current_app.ensure_sync(view)(*args, **kwargs)
+                    if is_async
+                    else view(*args, **kwargs)
+                )
             get_state()
-            if current_login(session) is not None:
-                return current_app.ensure_sync(view)(*args, **kwargs)
-            login_url = url_for("oidc.login", next=request.full_path.rstrip("?"))
             if is_script_request(request):
                 raise LoginRequired("Sign-in required.")
-            return redirect(login_url)
+            return redirect(url_for("oidc.login", next=request.full_path.rstrip("?")))
 
         return wrapper  # type: ignore[return-value]
 

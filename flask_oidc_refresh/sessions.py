@@ -57,10 +57,11 @@ def slide_session_lifetime(app: Flask, fraction: float) -> None:
 
     @app.after_request
     def touch_session(response: Response) -> Response:
-        if session and session.permanent:
+        current = session._get_current_object()  # type: ignore[attr-defined]
+        if current and current.permanent:
             now = time.time()
-            if session.modified or now - session.get(TOUCHED_KEY, 0) >= interval:
-                session[TOUCHED_KEY] = now
+            if current.modified or now - current.get(TOUCHED_KEY, 0) >= interval:
+                current[TOUCHED_KEY] = now
         return response
 
 

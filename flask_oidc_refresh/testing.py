@@ -11,6 +11,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
+from .sessions import TOUCHED_KEY
 from .state import get_state
 from .store import Tokens, new_record_key, remember_login
 
@@ -43,6 +44,7 @@ def login_test_user(
         get_state(app).token_store.put(record, tokens, ttl)
     with client.session_transaction() as session:
         remember_login(session, record, tokens)
+        session[TOUCHED_KEY] = now  # as a real sign-in leaves it
 
 
 class OIDCTestClient(FlaskClient):

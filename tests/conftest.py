@@ -87,43 +87,47 @@ class DevProvider:
         return [e for e in events if name is None or e["event"] == name]
 
 
-@pytest.fixture
-def start_provider(tmp_path: Path) -> Iterator[Callable[..., DevProvider]]:
-    """Start the real development provider for given app ports; stopped after the test."""
+def launch_provider(app_ports: list[int], event_log_dir: Path, **env: str) -> DevProvider:
+    """Start the development provider for apps on ``app_ports``; ``OP_*`` keywords configure it."""
     node = require_tool("node")
     if not (PROVIDER_DIR / "node_modules").is_dir():
         pytest.fail("tests/provider/node_modules is missing: run `make test` (it runs npm ci)")
-    processes: list[subprocess.Popen[str]] = []
+    port = free_port()
+    provider = DevProvider(port, event_log_dir / f"op-events-{port}.jsonl")
+    bases = [f"http://127.0.0.1:{p}" for p in app_ports]
+    environment = {
+        **os.environ,
+        "OP_PORT": str(port),
+        "OP_REDIRECT_URIS": ",".join(f"{b}/oidc/callback" for b in bases),
+        "OP_POST_LOGOUT_REDIRECT_URIS": ",".join(f"{b}/oidc/logout/callback" for b in bases),
+        "OP_BACKCHANNEL_LOGOUT_URI": f"{bases[0]}/oidc/backchannel-logout",
+        "OP_EVENT_LOG": str(provider.event_log),
+        **env,
+    }
+    provider.process = subprocess.Popen(
+        [node, "server.mjs"],
+        cwd=PROVIDER_DIR,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    wait_for_line(provider.process, "oidc-provider listening")
+    return provider
+
+
+@pytest.fixture
+def start_provider(tmp_path: Path) -> Iterator[Callable[..., DevProvider]]:
+    """Start the real development provider for given app ports; stopped after the test."""
+    providers: list[DevProvider] = []
 
     def start(app_ports: list[int], **env: str) -> DevProvider:
-        port = free_port()
-        provider = DevProvider(port, tmp_path / f"op-events-{port}.jsonl")
-        bases = [f"http://127.0.0.1:{p}" for p in app_ports]
-        environment = {
-            **os.environ,
-            "OP_PORT": str(port),
-            "OP_REDIRECT_URIS": ",".join(f"{b}/oidc/callback" for b in bases),
-            "OP_POST_LOGOUT_REDIRECT_URIS": ",".join(f"{b}/oidc/logout/callback" for b in bases),
-            "OP_BACKCHANNEL_LOGOUT_URI": f"{bases[0]}/oidc/backchannel-logout",
-            "OP_EVENT_LOG": str(provider.event_log),
-            **env,
-        }
-        process = subprocess.Popen(
-            [node, "server.mjs"],
-            cwd=PROVIDER_DIR,
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        processes.append(process)
-        provider.process = process
-        wait_for_line(process, "oidc-provider listening")
-        return provider
+        providers.append(launch_provider(app_ports, tmp_path, **env))
+        return providers[-1]
 
     yield start
-    for process in processes:
-        stop(process)
+    for provider in providers:
+        provider.stop()
 
 
 @pytest.fixture
@@ -297,42 +301,53 @@ def redis_server() -> Iterator[RedisServer]:
     server.stop()
 
 
+def launch_gunicorn(
+    port: int,
+    env: dict[str, str],
+    app: str = "example_app:create_app()",
+    workers: int = 2,
+    threads: int = 8,
+) -> subprocess.Popen[str]:
+    """Run ``app`` under gunicorn on 127.0.0.1:``port``; returns once it answers."""
+    import requests
+
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    process = subprocess.Popen(
+        [
+            str(gunicorn),
+            "-w",
+            str(workers),
+            "--threads",
+            str(threads),
+            "-b",
+            f"127.0.0.1:{port}",
+            app,
+        ],
+        cwd=Path(__file__).parent.parent,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/", timeout=1)
+            return process
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    stop(process)
+    raise RuntimeError(f"gunicorn did not start (exit code {process.poll()})")
+
+
 @pytest.fixture
 def start_gunicorn() -> Iterator[Callable[..., str]]:
     """Run example_app.py under gunicorn (workers x threads) with the given environment."""
     processes: list[subprocess.Popen[str]] = []
 
     def start(port: int, env: dict[str, str], workers: int = 2, threads: int = 8) -> str:
-        import requests
-
-        gunicorn = Path(sys.executable).parent / "gunicorn"
-        process = subprocess.Popen(
-            [
-                str(gunicorn),
-                "-w",
-                str(workers),
-                "--threads",
-                str(threads),
-                "-b",
-                f"127.0.0.1:{port}",
-                "example_app:create_app()",
-            ],
-            cwd=Path(__file__).parent.parent,
-            env={**os.environ, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        processes.append(process)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{base}/api/health", timeout=1).status_code == 200:
-                    return base
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        raise RuntimeError(f"gunicorn did not start (exit code {process.poll()})")
+        processes.append(launch_gunicorn(port, env, workers=workers, threads=threads))
+        return f"http://127.0.0.1:{port}"
 
     yield start
     for process in processes:

@@ -80,3 +80,17 @@ def test_login_test_user_works_on_any_client(app: Any) -> None:
     client = app.test_client()
     login_test_user(client, {"sub": "dave"})
     assert client.get("/api/data").json == {"sub": "dave"}
+
+
+def test_login_required_on_an_async_view(make_app: Any, fake_provider: Any) -> None:
+    app, oidc = make_app()
+
+    @app.get("/async")
+    @oidc.login_required
+    async def async_view() -> str:
+        return f"async {oidc.user['sub'] if oidc.user else None}"
+
+    client = app.test_client()
+    assert client.get("/async", headers=SCRIPT).status_code == 401
+    login(client, fake_provider)
+    assert client.get("/async").text == "async alice"

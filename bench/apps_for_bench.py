@@ -1,0 +1,159 @@
+"""The apps ``make bench`` compares, and the counters it checks the fast path with."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+from cachelib.file import FileSystemCache
+from flask import Flask, session
+from flask_session import Session
+
+from flask_oidc_refresh import OIDC
+from flask_oidc_refresh.testing import login_test_user
+
+CLAIMS = {
+    "sub": "alice",
+    "email": "alice@example.test",
+    "name": "Alice",
+    "groups": ["staff", "ops"],
+}
+PROVIDER = {
+    "OIDC_ISSUER": "https://login.example.com",
+    "OIDC_CLIENT_ID": "bench",
+    "OIDC_CLIENT_SECRET": "bench-secret",
+    "OIDC_AUTHORIZATION_ENDPOINT": "https://login.example.com/authorize",
+    "OIDC_TOKEN_ENDPOINT": "https://login.example.com/token",
+    "OIDC_JWKS_URI": "https://login.example.com/jwks",
+}
+
+
+def bare() -> Flask:
+    """A Flask app with one JSON route and nothing else."""
+    app = Flask("bare")
+
+    @app.get("/json")
+    def json_route() -> dict[str, bool]:
+        return {"ok": True}
+
+    return app
+
+
+def _store_config(store: dict[str, str]) -> dict[str, Any]:
+    if "REDIS_URL" in store:
+        from redis import Redis
+
+        return {"SESSION_TYPE": "redis", "SESSION_REDIS": Redis.from_url(store["REDIS_URL"])}
+    return {
+        "SESSION_TYPE": "cachelib",
+        "SESSION_CACHELIB": FileSystemCache(store["SESSION_FILE_DIR"], threshold=0),
+    }
+
+
+def flask_session_app(
+    store: dict[str, str] | None = None, refresh_each_request: bool = False
+) -> Flask:
+    """Flask-Session alone, on a JSON route that reads the user from the session."""
+    store = store or {"SESSION_FILE_DIR": os.environ["SESSION_FILE_DIR"]}
+    app = Flask("flask_session")
+    app.config.update(
+        SECRET_KEY="bench",
+        SESSION_REFRESH_EACH_REQUEST=refresh_each_request,
+        **_store_config(store),
+    )
+    Session(app)
+
+    @app.get("/json")
+    def json_route() -> dict[str, Any]:
+        return {"ok": True, "sub": session["user"]["sub"]}
+
+    return app
+
+
+def flask_session(store: dict[str, str], refresh_each_request: bool) -> tuple[Flask, str]:
+    """Flask-Session alone, with a session holding a user's claims; and that session's cookie."""
+    app = flask_session_app(store, refresh_each_request)
+    client = app.test_client()
+    with client.session_transaction() as data:
+        data["user"] = CLAIMS
+    return app, client.get_cookie("session").value
+
+
+def signed_in_app(store: dict[str, str] | None = None, instance: Path | None = None) -> Flask:
+    """Flask-OIDC-Refresh on a ``login_required`` JSON route."""
+    store = store or {"SESSION_FILE_DIR": os.environ["SESSION_FILE_DIR"]}
+    app = Flask("ours", instance_path=str(instance) if instance else None)
+    app.config.update(SECRET_KEY="bench", **PROVIDER, **_store_config(store))
+    oidc = OIDC(app)
+
+    @app.get("/json")
+    @oidc.login_required
+    def json_route() -> dict[str, Any]:
+        return {"ok": True, "sub": oidc.user["sub"] if oidc.user else None}
+
+    return app
+
+
+def signed_in(store: dict[str, str], instance: Path) -> tuple[Flask, str]:
+    """Our app with a signed-in session (fresh tokens); and that session's cookie."""
+    app = signed_in_app(store, instance)
+    client = app.test_client()
+    login_test_user(client, CLAIMS)
+    return app, client.get_cookie("session").value
+
+
+@contextlib.contextmanager
+def counting() -> Iterator[dict[str, int]]:
+    """Count provider calls, JWT decodes and session or token store writes meanwhile."""
+    from flask_session.cachelib import CacheLibSessionInterface
+    from flask_session.redis import RedisSessionInterface
+    from joserfc import jwt
+
+    from flask_oidc_refresh.provider import Provider
+    from flask_oidc_refresh.store import CacheLibTokenStore, RedisTokenStore
+
+    counts = {"provider calls": 0, "JWT decodes": 0, "store writes": 0}
+
+    def counted(name: str, original: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            counts[name] += 1
+            return original(*args, **kwargs)
+
+        return wrapper
+
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(
+            mock.patch.object(Provider, "_send", counted("provider calls", Provider._send))
+        )
+        stack.enter_context(mock.patch.object(jwt, "decode", counted("JWT decodes", jwt.decode)))
+        for cls in (CacheLibSessionInterface, RedisSessionInterface):
+            stack.enter_context(
+                mock.patch.object(
+                    cls, "_upsert_session", counted("store writes", cls._upsert_session)
+                )
+            )
+        for cls in (CacheLibTokenStore, RedisTokenStore):
+            stack.enter_context(mock.patch.object(cls, "put", counted("store writes", cls.put)))
+        yield counts
+
+
+@contextlib.contextmanager
+def redis() -> Iterator[str | None]:
+    """A Redis server for the run, when Debian's redis-server is installed."""
+    if shutil.which("redis-server") is None:
+        print("(redis-server is not installed: the Redis rows are left out)")
+        yield None
+        return
+    from conftest import RedisServer
+
+    server = RedisServer(shutil.which("redis-server") or "redis-server")
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()

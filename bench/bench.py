@@ -1,0 +1,214 @@
+"""``make bench``: what Flask-OIDC-Refresh costs per request, as ratios against a bare Flask app
+measured in the same run, and how many token requests a burst at the renewal deadline makes.
+
+1. In process (WSGI calls, no network): a signed-in GET of a trivial JSON route with fresh tokens,
+   against a bare Flask route and a read-only Flask-Session session on the same store.
+2. Over HTTP under gunicorn (2 workers): throughput against bare Flask.
+3. 50 concurrent requests of one session at its deadline across 2 worker processes, against the
+   development provider rotating refresh tokens: token requests that reached the provider.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
+
+import apps_for_bench as bench_apps  # noqa: E402
+from flask import Flask  # noqa: E402
+from werkzeug.test import EnvironBuilder  # noqa: E402
+
+ROUNDS = 15
+CALLS = 1000
+
+
+def wsgi_call(app: Flask, cookie: str | None, *, unchanged: bool = False) -> Callable[[], None]:
+    """One GET of ``/json``, made straight through WSGI; ``unchanged``: fail on ``Set-Cookie``."""
+    headers = {"Cookie": f"session={cookie}"} if cookie else {}
+    environ = EnvironBuilder(path="/json", headers=headers).get_environ()
+
+    def start_response(status: str, response_headers: Any, exc_info: Any = None) -> None:
+        assert status.startswith("200"), status
+        if unchanged and any(name == "Set-Cookie" for name, _ in response_headers):
+            raise AssertionError("a request that changed nothing sent Set-Cookie")
+
+    def one() -> None:
+        body = app(dict(environ), start_response)
+        b"".join(body)
+        getattr(body, "close", lambda: None)()
+
+    return one
+
+
+def median_costs(calls: dict[str, Callable[[], None]]) -> dict[str, float]:
+    """Median microseconds per request of each call, rounds interleaved so drift hits all alike."""
+    samples: dict[str, list[float]] = {label: [] for label in calls}
+    for one in calls.values():
+        for _ in range(300):
+            one()
+    for _ in range(ROUNDS):
+        for label, one in calls.items():
+            start = time.perf_counter()
+            for _ in range(CALLS):
+                one()
+            samples[label].append((time.perf_counter() - start) / CALLS * 1e6)
+    return {label: statistics.median(values) for label, values in samples.items()}
+
+
+def in_process(work: Path, redis_url: str | None) -> dict[str, float]:
+    calls = {"bare Flask": wsgi_call(bench_apps.bare(), None)}
+    stores = [("file cache", {"SESSION_FILE_DIR": str(work / "fs")})]
+    if redis_url:
+        stores.append(("Redis", {"REDIS_URL": redis_url}))
+    for label, store in stores:
+        app, cookie = bench_apps.flask_session(store, refresh_each_request=False)
+        calls[f"Flask-Session read-only, {label}"] = wsgi_call(app, cookie)
+        app, cookie = bench_apps.flask_session(store, refresh_each_request=True)
+        calls[f"Flask-Session defaults, {label}"] = wsgi_call(app, cookie)
+        app, cookie = bench_apps.signed_in(store, work / f"ours-{label}")
+        calls[f"Flask-OIDC-Refresh signed in, {label}"] = wsgi_call(app, cookie, unchanged=True)
+    with bench_apps.counting() as counts:
+        for label, one in calls.items():
+            if label.startswith("Flask-OIDC-Refresh"):
+                for _ in range(100):
+                    one()
+    assert counts == {"provider calls": 0, "JWT decodes": 0, "store writes": 0}, counts
+    return median_costs(calls)
+
+
+def load(url: str, cookie: str | None, seconds: int = 5) -> float:
+    """Requests per second at ``url`` (wrk when installed, else a small Python client)."""
+    header = ["-H", f"Cookie: session={cookie}"] if cookie else []
+    if shutil.which("wrk"):
+        out = subprocess.run(
+            ["wrk", "-t2", "-c16", f"-d{seconds}s", *header, url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return float(
+            next(line.split()[1] for line in out.splitlines() if line.startswith("Requests/sec"))
+        )
+    import http.client
+    from concurrent.futures import ThreadPoolExecutor
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+
+    def worker(_: int) -> int:
+        connection = http.client.HTTPConnection(parts.hostname, parts.port)
+        done, end = 0, time.monotonic() + seconds
+        while time.monotonic() < end:
+            connection.request(
+                "GET", parts.path, headers={"Cookie": f"session={cookie}"} if cookie else {}
+            )
+            connection.getresponse().read()
+            done += 1
+        return done
+
+    with ThreadPoolExecutor(8) as pool:
+        return sum(pool.map(worker, range(8))) / seconds
+
+
+def over_http(work: Path) -> dict[str, float]:
+    """Requests per second under gunicorn; runs interleaved, median of three each."""
+    from conftest import free_port, launch_gunicorn, stop
+
+    store = str(work / "http-fs")
+    _, ours_cookie = bench_apps.signed_in({"SESSION_FILE_DIR": store}, work / "http")
+    _, peer_cookie = bench_apps.flask_session(
+        {"SESSION_FILE_DIR": store}, refresh_each_request=False
+    )
+    apps = [
+        ("bare Flask", "apps_for_bench:bare()", None),
+        ("Flask-Session read-only, file cache", "apps_for_bench:flask_session_app()", peer_cookie),
+        ("Flask-OIDC-Refresh signed in, file cache", "apps_for_bench:signed_in_app()", ours_cookie),
+    ]
+    env = {"PYTHONPATH": str(ROOT / "bench"), "SESSION_FILE_DIR": store}
+    servers = {}
+    try:
+        for label, factory, cookie in apps:
+            port = free_port()
+            servers[label] = launch_gunicorn(port, env, app=factory, workers=2, threads=4)
+            url = f"http://127.0.0.1:{port}/json"
+            _wait_for(url, cookie)
+            load(url, cookie, seconds=1)
+            servers[label].url, servers[label].cookie = url, cookie  # type: ignore[attr-defined]
+        samples: dict[str, list[float]] = {label: [] for label, _, _ in apps}
+        for _ in range(3):
+            for label, server in servers.items():
+                samples[label].append(load(server.url, server.cookie, seconds=3))  # type: ignore[attr-defined]
+    finally:
+        for server in servers.values():
+            stop(server)
+    return {label: statistics.median(values) for label, values in samples.items()}
+
+
+def _wait_for(url: str, cookie: str | None) -> None:
+    import requests
+
+    for _ in range(100):
+        try:
+            if requests.get(url, cookies={"session": cookie} if cookie else {}, timeout=1).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def concurrent_refresh(work: Path, redis_url: str | None) -> dict[str, int]:
+    """Token requests made by 50 concurrent requests at the deadline, per store."""
+    import scenario
+
+    results = {
+        "embedded store": scenario.burst_at_deadline({"SESSION_FILE_DIR": str(work / "burst")}, 50)
+    }
+    if redis_url:
+        results["Redis, 2 hosts"] = scenario.burst_at_deadline(
+            {"SESSION_TYPE": "redis", "REDIS_URL": redis_url}, 50, hosts=2
+        )
+    return results
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp, bench_apps.redis() as redis_url:
+        work = Path(tmp)
+        report: dict[str, Any] = {}
+        costs = in_process(work, redis_url)
+        bare = costs["bare Flask"]
+        print("In process, signed-in GET of a JSON route (median of rounds, µs per request):")
+        for label, cost in costs.items():
+            print(f"  {label:<45} {cost:8.1f} µs   +{cost - bare:7.1f} µs   x{cost / bare:5.2f}")
+        for label in ("file cache", "Redis"):
+            ours = costs.get(f"Flask-OIDC-Refresh signed in, {label}")
+            peer = costs.get(f"Flask-Session read-only, {label}")
+            if ours and peer:
+                print(f"  ours / Flask-Session read-only ({label}): x{ours / peer:.2f}")
+        print("  on that path: 0 provider calls, 0 JWT decodes, 0 store writes, no Set-Cookie")
+        report["in_process_us"] = costs
+        rates = over_http(work)
+        print("Over HTTP, gunicorn -w 2 --threads 4 (requests per second):")
+        for label, rate in rates.items():
+            print(f"  {label:<45} {rate:8.0f}/s   x{rate / rates['bare Flask']:.2f} of bare Flask")
+        report["http_rps"] = rates
+        spends = concurrent_refresh(work, redis_url)
+        print("50 concurrent requests of one session at its deadline, 2 worker processes each:")
+        for label, count in spends.items():
+            print(f"  {label:<45} {count} token request(s) at the provider")
+        report["token_requests"] = spends
+        (ROOT / "bench" / "last-run.json").write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
