@@ -35,9 +35,7 @@ dt{font-weight:600}dd{margin:0 0 .5rem 0;font-family:monospace}</style></head>
 {% if user %}
   <p>Signed in as <strong id="sub">{{ user.sub }}</strong>
   {% if user.email %}(<span id="email">{{ user.email }}</span>){% endif %}.</p>
-  <form method="post" action="{{ url_for('oidc.logout') }}">
-    <button type="submit">Sign out</button>
-  </form>
+  {{ oidc_logout_form() }}
 {% else %}
   <p><a href="{{ url_for('oidc.login', next=url_for('profile')) }}">Sign in</a></p>
 {% endif %}

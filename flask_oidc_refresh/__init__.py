@@ -7,7 +7,13 @@ from .errors import CrossSiteRequest, LoginError, LoginRequired, OIDCError, Prov
 from .extension import OIDC
 from .renewal import RenewalUnavailable
 from .sessions import SessionStoreUnavailable
-from .signals import session_renewal_failed, session_renewed, user_logged_in, user_logged_out
+from .signals import (
+    provider_logged_out,
+    session_renewal_failed,
+    session_renewed,
+    user_logged_in,
+    user_logged_out,
+)
 
 __all__ = [
     "OIDC",
@@ -19,6 +25,7 @@ __all__ = [
     "ProviderUnavailable",
     "RenewalUnavailable",
     "SessionStoreUnavailable",
+    "provider_logged_out",
     "session_renewal_failed",
     "session_renewed",
     "user_logged_in",

@@ -79,6 +79,7 @@ class OIDC:
         app.register_error_handler(ProviderError, _provider_unavailable)
         app.before_request(make_renewal_hook(self._is_exempt))
         app.add_template_global(oidc_refresh_script)
+        app.add_template_global(oidc_logout_form)
 
     @property
     def user(self) -> dict[str, Any] | None:
@@ -208,6 +209,14 @@ def oidc_refresh_script(
             Markup(' {}="{}"').format(name, value) for name, value in attributes.items() if value
         )
     )
+
+
+def oidc_logout_form(label: str = "Sign out", *, css_class: str | None = None) -> Markup:
+    """A form with one button that signs the user out (``POST`` to the logout view)."""
+    attributes = Markup(' class="{}"').format(css_class) if css_class else Markup("")
+    return Markup(
+        '<form method="post" action="{}"{}><button type="submit">{}</button></form>'
+    ).format(url_for("oidc.logout"), attributes, label)
 
 
 def _provider_unavailable(exc: ProviderError) -> Response:

@@ -20,8 +20,33 @@ def sign_in(tokens: Tokens) -> None:
     if previous is not None:
         store.delete(previous.record)
     record = new_record_key()
-    store.put(record, tokens, record_ttl())
+    ttl = record_ttl()
+    store.put(record, tokens, ttl)
     remember_login(session, record, tokens)
+    session_key = getattr(current_app.session_interface, "key_prefix", "") + getattr(
+        session, "sid", ""
+    )
+    for claim in ("sid", "sub"):
+        value = tokens.claims.get(claim)
+        if isinstance(value, str) and value:
+            store.index_add(index_key(claim, value), f"{session_key} {record}", ttl)
+
+
+def index_key(claim: str, value: str) -> str:
+    """Where the sessions of a provider session (``sid``) or a user (``sub``) are listed."""
+    return f"oidc-{claim}:{value}"
+
+
+def end_sessions(claim: str, value: str) -> int:
+    """End every session listed under ``claim`` = ``value``, wherever it runs: its session and
+    its tokens are removed from the shared store. Returns how many there were."""
+    store = get_state().token_store
+    members = store.index_pop(index_key(claim, value))
+    for member in members:
+        for key in member.split(" "):
+            if key:
+                store.delete(key)
+    return len(members)
 
 
 def save_tokens(login: SessionLogin, tokens: Tokens) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Mapping
@@ -14,6 +15,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import GuestProtocol, Key, KeySet
 
 from .config import ASYMMETRIC_ALGORITHMS, ENDPOINT_KEYS, REQUIRED_ENDPOINTS, Settings, check_url
+
+log = logging.getLogger("flask_oidc_refresh")
 
 
 class ProviderError(Exception):
@@ -87,6 +90,25 @@ class Provider:
         if not isinstance(token.get("access_token"), str):
             raise ProviderError("the token response has no access_token")
         return dict(token)
+
+    def revoke(self, token: str, token_type_hint: str) -> None:
+        """Revoke ``token`` at the revocation endpoint (RFC 7009), when there is one; a failure
+        is logged, never raised: signing out must not depend on the provider."""
+        url = self.endpoint("revocation_endpoint")
+        if url is None:
+            return
+        with self.client() as client:
+            try:
+                response = client.revoke_token(  # type: ignore[no-untyped-call]
+                    url, token=token, token_type_hint=token_type_hint
+                )
+            except (OAuthError, requests.RequestException) as exc:
+                log.warning("could not revoke the %s: %s", token_type_hint, exc.__class__.__name__)
+                return
+        if response.status_code != 200:
+            log.warning(
+                "the provider refused to revoke the %s (%s)", token_type_hint, response.status_code
+            )
 
     def get_json(self, url: str, **kwargs: Any) -> dict[str, Any]:
         """GET a JSON object; anything else is a :class:`ProviderError`."""

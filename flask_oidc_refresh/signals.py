@@ -10,6 +10,9 @@ _signals = Namespace()
 user_logged_in = _signals.signal("oidc-user-logged-in")
 #: A user signed out here; ``claims`` is who they were.
 user_logged_out = _signals.signal("oidc-user-logged-out")
+#: The provider signed a user out (back-channel logout); ``sub``, ``sid`` (either may be None)
+#: and ``sessions``, how many sessions were ended.
+provider_logged_out = _signals.signal("oidc-provider-logged-out")
 #: A session's tokens were renewed; ``claims`` and ``method`` (``"prompt_none"``).
 session_renewed = _signals.signal("oidc-session-renewed")
 #: A renewal failed and the sign-in was ended; ``claims`` and ``reason``.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import hashlib
 import json
 import os
 import threading
@@ -132,7 +133,12 @@ class LockTimeout(Exception):
 
 
 class TokenStore(ABC):
-    """Token records, with a per-record lock shared by every process that shares the store."""
+    """Token records, with a per-record lock shared by every process that shares the store;
+    and, for back-channel logout, an index from ``sid`` and ``sub`` to sessions."""
+
+    #: Whether every process and host of the app sees the same store (back-channel logout
+    #: needs that).
+    shared = True
 
     @abstractmethod
     def get(self, key: str) -> Tokens | None:
@@ -145,6 +151,18 @@ class TokenStore(ABC):
     @abstractmethod
     def delete(self, key: str) -> None:
         """Remove the record."""
+
+    @abstractmethod
+    def add_once(self, key: str, ttl: int) -> bool:
+        """Mark ``key`` for ``ttl`` seconds; False when it was already marked (a replay)."""
+
+    @abstractmethod
+    def index_add(self, key: str, member: str, ttl: int) -> None:
+        """Add ``member`` to the set at ``key``, which expires ``ttl`` seconds from now."""
+
+    @abstractmethod
+    def index_pop(self, key: str) -> list[str]:
+        """Remove the set at ``key`` and return its members."""
 
     @abstractmethod
     def lock(self, key: str, wait: float, hold: float) -> contextlib.AbstractContextManager[None]:
@@ -181,6 +199,21 @@ class CacheLibTokenStore(TokenStore):
     def delete(self, key: str) -> None:
         self.cache.delete(key)
 
+    def add_once(self, key: str, ttl: int) -> bool:
+        with self.lock(key, wait=5, hold=5):
+            return bool(self.cache.add(key, 1, timeout=ttl))
+
+    def index_add(self, key: str, member: str, ttl: int) -> None:
+        with self.lock(key, wait=5, hold=5):
+            members = set(self.cache.get(key) or ())
+            self.cache.set(key, sorted(members | {member}), timeout=ttl)
+
+    def index_pop(self, key: str) -> list[str]:
+        with self.lock(key, wait=5, hold=5):
+            members = list(self.cache.get(key) or ())
+            self.cache.delete(key)
+            return members
+
     @contextlib.contextmanager
     def lock(self, key: str, wait: float, hold: float) -> Iterator[None]:
         if self.lock_dir is None:
@@ -193,7 +226,8 @@ class CacheLibTokenStore(TokenStore):
             return
         os.makedirs(self.lock_dir, mode=0o700, exist_ok=True)
         deadline = time.monotonic() + wait
-        with open(os.path.join(self.lock_dir, key.replace(":", "-")), "a") as file:
+        name = hashlib.sha256(key.encode()).hexdigest()
+        with open(os.path.join(self.lock_dir, name), "a") as file:
             while True:
                 try:
                     fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -223,6 +257,18 @@ class RedisTokenStore(TokenStore):
     def delete(self, key: str) -> None:
         self.client.delete(key)
 
+    def add_once(self, key: str, ttl: int) -> bool:
+        return bool(self.client.set(key, 1, nx=True, ex=ttl))
+
+    def index_add(self, key: str, member: str, ttl: int) -> None:
+        with self.client.pipeline() as pipe:
+            pipe.sadd(key, member).expire(key, ttl).execute()
+
+    def index_pop(self, key: str) -> list[str]:
+        with self.client.pipeline() as pipe:
+            members, _ = pipe.smembers(key).delete(key).execute()
+        return sorted(m.decode() if isinstance(m, bytes) else m for m in members)
+
     @contextlib.contextmanager
     def lock(self, key: str, wait: float, hold: float) -> Iterator[None]:
         lock = self.client.lock(f"{key}:lock", timeout=hold, blocking_timeout=wait, sleep=0.005)
@@ -239,8 +285,11 @@ class SessionTokenStore(TokenStore):
     """For other Flask-Session backends: records inside the session, a lock per process.
 
     Tokens still never reach the cookie, but concurrent requests of one session on several
-    processes may each renew, and a concurrent session save may write old tokens back.
+    processes may each renew, a concurrent session save may write old tokens back, and
+    back-channel logout cannot reach other sessions.
     """
+
+    shared = False
 
     def __init__(self) -> None:
         self._thread_lock = threading.Lock()
@@ -259,6 +308,15 @@ class SessionTokenStore(TokenStore):
         from flask import session
 
         session.pop(key, None)
+
+    def add_once(self, key: str, ttl: int) -> bool:
+        raise NotImplementedError("back-channel logout needs the embedded store or Redis")
+
+    def index_add(self, key: str, member: str, ttl: int) -> None:
+        """Nothing: there is no store shared by all sessions to keep the index in."""
+
+    def index_pop(self, key: str) -> list[str]:
+        raise NotImplementedError("back-channel logout needs the embedded store or Redis")
 
     @contextlib.contextmanager
     def lock(self, key: str, wait: float, hold: float) -> Iterator[None]:

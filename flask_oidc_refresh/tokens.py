@@ -1,4 +1,5 @@
-"""ID token validation (OpenID Connect Core 3.1.3.7 and 12.2): pure protocol, no Flask globals."""
+"""ID token and logout token validation (OpenID Connect Core 3.1.3.7 and 12.2, Back-Channel
+Logout 1.0): pure protocol, no Flask globals."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeyFlexible
 from joserfc.jws import JWSRegistry
+from joserfc.jwt import JWTClaimsRegistry
+
+BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 
 class TokenError(Exception):
@@ -35,17 +39,7 @@ def validate_id_token(
     that ``aud`` contains ``client_id``, ``azp`` when present or needed, ``exp`` and ``iat``
     with ``leeway``, ``nonce`` when one was sent, and ``at_hash`` when present.
     """
-    if "none" in algorithms:
-        raise TokenError("the 'none' algorithm is never accepted")
-    try:
-        token = jwt.decode(
-            id_token,
-            key,
-            algorithms=list(algorithms),
-            registry=JWSRegistry(algorithms=list(algorithms), strict_check_header=False),
-        )
-    except (JoseError, ValueError) as exc:
-        raise TokenError(f"ID token rejected: {exc.__class__.__name__}") from exc
+    token = _verify_signature(id_token, key, algorithms, "ID token")
     claims = CodeIDToken(
         token.claims,
         token.header,
@@ -61,6 +55,62 @@ def validate_id_token(
         raise TokenError(f"ID token claim rejected: {exc}") from exc
     _check_audience(claims, client_id)
     return dict(claims)
+
+
+def validate_logout_token(
+    logout_token: str,
+    *,
+    key: KeyFlexible,
+    algorithms: Collection[str],
+    issuer: str,
+    client_id: str,
+    leeway: int = 60,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """Check a back-channel logout token (Back-Channel Logout 1.0, 2.6) and return its claims.
+
+    Checks the signature as for ID tokens, ``iss``, ``aud``, ``iat``, ``exp`` and ``jti``, the
+    ``events`` member naming a back-channel logout, ``sub`` or ``sid``, and that there is no
+    ``nonce`` (so that an ID token cannot pass as a logout token). Other claims are ignored.
+    """
+    token = _verify_signature(logout_token, key, algorithms, "logout token")
+    claims = token.claims
+    registry = JWTClaimsRegistry(
+        now=int(now if now is not None else time.time()),
+        leeway=leeway,
+        iss={"essential": True, "value": issuer},
+        aud={"essential": True, "value": client_id},
+        iat={"essential": True},
+        exp={"essential": True},
+        jti={"essential": True},
+    )
+    try:
+        registry.validate(claims)
+    except (JoseError, ValueError) as exc:
+        raise TokenError(f"logout token claim rejected: {exc}") from exc
+    events = claims.get("events")
+    if not isinstance(events, dict) or not isinstance(events.get(BACKCHANNEL_LOGOUT_EVENT), dict):
+        raise TokenError("logout token has no back-channel logout event")
+    if "nonce" in claims:
+        raise TokenError("logout token carries a nonce")
+    if not any(isinstance(claims.get(claim), str) and claims[claim] for claim in ("sub", "sid")):
+        raise TokenError("logout token names neither sub nor sid")
+    return dict(claims)
+
+
+def _verify_signature(value: str, key: KeyFlexible, algorithms: Collection[str], kind: str) -> Any:
+    """The JWT ``value`` decoded, its signature checked with ``key`` and ``algorithms`` only."""
+    if "none" in algorithms:
+        raise TokenError("the 'none' algorithm is never accepted")
+    try:
+        return jwt.decode(
+            value,
+            key,
+            algorithms=list(algorithms),
+            registry=JWSRegistry(algorithms=list(algorithms), strict_check_header=False),
+        )
+    except (JoseError, ValueError) as exc:
+        raise TokenError(f"{kind} rejected: {exc.__class__.__name__}") from exc
 
 
 def _check_audience(claims: Mapping[str, Any], client_id: str) -> None:

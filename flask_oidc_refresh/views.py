@@ -1,9 +1,11 @@
-"""The extension's blueprint: login, callback, logout, browser renewal, and the static script."""
+"""The extension's blueprint: login, callback, logout (local and back-channel), browser renewal,
+and the static script."""
 
 from __future__ import annotations
 
 import hmac
 import logging
+import time
 from urllib.parse import urlsplit
 
 from authlib.common.security import generate_token
@@ -13,13 +15,13 @@ from werkzeug.wrappers import Response
 
 from . import flow, signals
 from .errors import CrossSiteRequest, LoginError
-from .login import load_tokens, save_tokens, sign_in, sign_out
+from .login import end_sessions, load_tokens, save_tokens, sign_in, sign_out
 from .navigation import safe_next
 from .provider import ProviderError, TokenEndpointError
 from .renewal import renewal_failed, start_renewal
 from .state import get_state
 from .store import Tokens, current_login
-from .tokens import TokenError, check_renewed_id_token
+from .tokens import TokenError, check_renewed_id_token, validate_logout_token
 
 log = logging.getLogger("flask_oidc_refresh")
 LOGOUT_STATE_KEY = "_oidc_logout_state"
@@ -34,6 +36,7 @@ def make_blueprint(url_prefix: str) -> Blueprint:
     bp.add_url_rule("/logout/callback", view_func=logout_callback, methods=["GET"])
     bp.add_url_rule("/refresh", view_func=refresh, methods=["GET"])
     bp.add_url_rule("/refresh/done", view_func=refresh_done, methods=["GET"])
+    bp.add_url_rule("/backchannel-logout", view_func=backchannel_logout, methods=["POST"])
     return bp
 
 
@@ -101,9 +104,7 @@ def callback() -> Response:
         save_tokens(previous, tokens)
         signals.session_renewed.send(app, claims=claims, method="prompt_none")
         return redirect(pending.next_url)
-    regenerate = getattr(current_app.session_interface, "regenerate", None)
-    if regenerate is not None:
-        regenerate(session)
+    new_session_id()
     sign_in(tokens)
     try:
         for handler in state.login_handlers:
@@ -139,6 +140,11 @@ def logout() -> Response:
     tokens = load_tokens(signed_in) if signed_in else None
     sign_out()
     session.clear()
+    if tokens is not None:
+        provider = get_state().provider
+        if tokens.refresh_token:
+            provider.revoke(tokens.refresh_token, "refresh_token")
+        provider.revoke(tokens.access_token, "access_token")
     local_url = safe_next(settings.logout_redirect_url, "/")
     if signed_in is None:
         return redirect(local_url)
@@ -154,6 +160,7 @@ def logout() -> Response:
         return redirect(local_url)
     logout_state = generate_token(32)
     session[LOGOUT_STATE_KEY] = logout_state
+    new_session_id()  # the provider's back-channel logout ends the old one
     url = add_params_to_uri(
         end_session,
         {
@@ -176,6 +183,69 @@ def logout_callback() -> Response:
             "This sign-out response is unknown or was already used.", error="invalid_state"
         )
     return redirect(safe_next(get_state().settings.logout_redirect_url, "/"))
+
+
+def backchannel_logout() -> Response:
+    """``POST /backchannel-logout``: the provider signs a user out (Back-Channel Logout 1.0).
+
+    The logout token is checked fully; then every session of its ``sid`` (or, without one, of its
+    ``sub``) ends on every worker and host, tokens included. Called by the provider, not a
+    browser: no same-origin check.
+    """
+    state = get_state()
+    settings = state.settings
+    store = state.token_store
+    if not store.shared:
+        log.error("back-channel logout needs the embedded session store or Redis")
+        return _logout_answer(501, "unsupported_session_store")
+    logout_token = request.form.get("logout_token")
+    if not logout_token:
+        log.warning("back-channel logout without a logout_token")
+        return _logout_answer(400, "invalid_request", "logout_token is missing")
+    try:
+        claims = validate_logout_token(
+            logout_token,
+            key=state.provider.signing_key,
+            algorithms=state.provider.id_token_algorithms,
+            issuer=settings.issuer,
+            client_id=settings.client_id,
+            leeway=settings.clock_skew,
+        )
+    except TokenError as exc:
+        log.warning("back-channel logout refused: %s", exc)
+        return _logout_answer(400, "invalid_request", str(exc))
+    ttl = max(int(claims["exp"] - time.time()) + settings.clock_skew, 60)
+    if not store.add_once(f"oidc-jti:{claims['iss']}:{claims['jti']}", ttl):
+        log.warning("back-channel logout refused: replayed jti")
+        return _logout_answer(400, "invalid_request", "this logout token was already used")
+    sid, sub = claims.get("sid"), claims.get("sub")
+    ended = (
+        end_sessions("sid", sid) if isinstance(sid, str) and sid else end_sessions("sub", str(sub))
+    )
+    log.info("back-channel logout ended %d session(s)", ended)
+    signals.provider_logged_out.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        sub=sub,
+        sid=sid,
+        sessions=ended,
+    )
+    return _logout_answer(200)
+
+
+def _logout_answer(
+    status: int, error: str | None = None, description: str | None = None
+) -> Response:
+    body = {"error": error, "error_description": description} if error else {}
+    response = make_response(body, status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def new_session_id() -> None:
+    """Give the session a new id (Flask-Session's ``regenerate``), keeping its contents."""
+    regenerate = getattr(current_app.session_interface, "regenerate", None)
+    if regenerate is not None:
+        regenerate(session)
 
 
 def check_same_origin() -> None:

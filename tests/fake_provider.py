@@ -54,6 +54,8 @@ class FakeProvider:
         self.issue_refresh_tokens = False
         self.refresh_id_token = True  # an ID token in refresh responses
         self.expires_in = 3600
+        self.revocations: list[dict[str, Any]] = []
+        self.revocation_status = 200
         self.app = self._make_app()
 
     def _make_app(self) -> Flask:
@@ -70,6 +72,7 @@ class FakeProvider:
                 jwks_uri=f"{self.issuer}/jwks",
                 userinfo_endpoint=f"{self.issuer}/userinfo",
                 end_session_endpoint=f"{self.issuer}/logout",
+                revocation_endpoint=f"{self.issuer}/revoke",
                 id_token_signing_alg_values_supported=["RS256", "HS256", "none"],
                 authorization_response_iss_parameter_supported=self.iss_parameter_supported,
             )
@@ -104,6 +107,11 @@ class FakeProvider:
             if self.issue_refresh_tokens:
                 response["refresh_token"] = self._new_refresh_token("alice")
             return response, self.token_status
+
+        @app.post("/revoke")
+        def revoke() -> Any:
+            self.revocations.append({"form": request.form.to_dict(), "auth": request.authorization})
+            return "", self.revocation_status
 
         @app.get("/userinfo")
         def userinfo() -> Any:
@@ -152,6 +160,30 @@ class FakeProvider:
         payload.update({**claims, **self.claims})
         payload = {k: v for k, v in payload.items() if v is not None}
         header = {"alg": "RS256", "kid": "key-1", **self.header}
+        if header["alg"] == "none":
+            return f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}."
+        if header["alg"].startswith("HS"):
+            return jwt.encode(
+                header, payload, OctKey.import_key(CLIENT_SECRET), algorithms=[header["alg"]]
+            )
+        return jwt.encode(header, payload, self.key, algorithms=[header["alg"]])
+
+    def make_logout_token(self, header: dict[str, Any] | None = None, **claims: Any) -> str:
+        """A back-channel logout token; ``claims`` set to None are left out."""
+        now = int(time.time())
+        payload = {
+            "iss": self.issuer,
+            "aud": CLIENT_ID,
+            "iat": now,
+            "exp": now + 120,
+            "jti": secrets.token_urlsafe(8),
+            "sub": "alice",
+            "sid": "sid-1",
+            "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+            **claims,
+        }
+        payload = {k: v for k, v in payload.items() if v is not None}
+        header = {"alg": "RS256", "kid": "key-1", "typ": "logout+jwt", **(header or {})}
         if header["alg"] == "none":
             return f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}."
         if header["alg"].startswith("HS"):

@@ -75,3 +75,40 @@ def test_a_same_origin_logout_is_accepted(client: Any, fake_provider: Any) -> No
     login(client, fake_provider)
     headers = {"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"}
     assert client.post("/oidc/logout", headers=headers).status_code == 302
+
+
+def test_logout_revokes_the_refresh_and_access_tokens(client: Any, fake_provider: Any) -> None:
+    fake_provider.issue_refresh_tokens = True
+    login(client, fake_provider)
+    tokens = tokens_of(client)
+    client.post("/oidc/logout")
+    revoked = [
+        (r["form"]["token"], r["form"]["token_type_hint"]) for r in fake_provider.revocations
+    ]
+    assert revoked == [
+        (tokens.refresh_token, "refresh_token"),
+        (tokens.access_token, "access_token"),
+    ]
+    assert all(r["auth"].username == CLIENT_ID for r in fake_provider.revocations)
+
+
+def test_logout_goes_on_when_revocation_fails(client: Any, fake_provider: Any) -> None:
+    login(client, fake_provider)
+    fake_provider.revocation_status = 503
+    response = client.post("/oidc/logout")
+    assert response.status_code == 302
+    assert client.get("/private", headers=SCRIPT).status_code == 401
+
+
+def test_logout_form_helper(app: Any) -> None:
+    from flask import render_template_string
+
+    with app.test_request_context():
+        html = render_template_string("{{ oidc_logout_form() }}")
+        custom = render_template_string("{{ oidc_logout_form('<b>Bye</b>', css_class='nav') }}")
+    form = '<form method="post" action="/oidc/logout">'
+    assert html == form + '<button type="submit">Sign out</button></form>'
+    assert custom == (
+        '<form method="post" action="/oidc/logout" class="nav">'
+        '<button type="submit">&lt;b&gt;Bye&lt;/b&gt;</button></form>'
+    )

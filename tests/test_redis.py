@@ -25,7 +25,7 @@ def test_sessions_and_token_records_live_in_redis(redis_app: Any, fake_provider:
     login(client, fake_provider)
     redis = redis_app.session_interface.client
     keys = sorted(key.decode().split(":")[0] for key in redis.keys("*"))
-    assert keys == ["oidc-tokens", "session"]
+    assert keys == ["oidc-sub", "oidc-tokens", "session"]  # the index for back-channel logout
     [record] = redis.keys("oidc-tokens:*")
     assert redis.ttl(record) > 0  # expires with the session
     session_data = redis.get(next(iter(redis.keys("session:*"))))

@@ -1,0 +1,169 @@
+"""Back-channel logout: the provider signs a user out of every session, and only with a valid
+logout token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from apps import SCRIPT, login
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+
+from flask_oidc_refresh import provider_logged_out
+from flask_oidc_refresh.state import get_state
+
+
+@pytest.fixture
+def sessions(app: Any, fake_provider: Any) -> list[Any]:
+    """Three signed-in browsers: two in provider session sid-1, one in sid-2 (all alice)."""
+    clients = []
+    for sid in ("sid-1", "sid-1", "sid-2"):
+        fake_provider.claims = {"sid": sid}
+        client = app.test_client()
+        login(client, fake_provider)
+        clients.append(client)
+    fake_provider.claims = {}
+    return clients
+
+
+def signed_in(client: Any) -> bool:
+    return bool(client.get("/api/data", headers=SCRIPT).status_code == 200)
+
+
+def post(client: Any, token: str | None, **headers: str) -> Any:
+    data = {} if token is None else {"logout_token": token}
+    return client.post("/oidc/backchannel-logout", data=data, headers=headers)
+
+
+def test_a_logout_token_with_sid_ends_every_session_of_that_provider_session(
+    app: Any, sessions: list[Any], fake_provider: Any
+) -> None:
+    first, second, other = sessions
+    with first.session_transaction() as session:
+        record = session["_oidc_login"]["record"]
+    events = []
+    with provider_logged_out.connected_to(lambda sender, **extra: events.append(extra), app):
+        response = post(app.test_client(), fake_provider.make_logout_token(sid="sid-1"))
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    assert not signed_in(first) and not signed_in(second)
+    assert signed_in(other)
+    assert events == [{"sub": "alice", "sid": "sid-1", "sessions": 2}]
+    with app.app_context():
+        assert get_state().token_store.get(record) is None  # its tokens are dropped too
+
+
+def test_a_logout_token_with_only_sub_ends_all_of_the_users_sessions(
+    app: Any, sessions: list[Any], fake_provider: Any
+) -> None:
+    assert post(app.test_client(), fake_provider.make_logout_token(sid=None)).status_code == 200
+    assert not any(signed_in(client) for client in sessions)
+
+
+def test_a_logout_for_sessions_already_gone_is_a_success(app: Any, fake_provider: Any) -> None:
+    assert post(app.test_client(), fake_provider.make_logout_token(sid="nobody")).status_code == 200
+
+
+def test_it_needs_no_same_origin_headers(app: Any, sessions: list[Any], fake_provider: Any) -> None:
+    token = fake_provider.make_logout_token()
+    response = post(
+        app.test_client(), token, Origin="https://login.example", **{"Sec-Fetch-Site": "cross-site"}
+    )
+    assert response.status_code == 200
+    assert not signed_in(sessions[0])
+
+
+def test_a_replayed_logout_token_is_refused(
+    app: Any, sessions: list[Any], fake_provider: Any
+) -> None:
+    token = fake_provider.make_logout_token(sid="sid-2")
+    assert post(app.test_client(), token).status_code == 200
+    fake_provider.claims = {"sid": "sid-2"}
+    login(sessions[2], fake_provider)  # signed in again in the same provider session
+    response = post(app.test_client(), token)
+    assert response.status_code == 400
+    assert "already used" in response.json["error_description"]
+    assert signed_in(sessions[2])
+
+
+EVENT = "http://schemas.openid.net/event/backchannel-logout"
+
+
+@pytest.mark.parametrize(
+    ("header", "claims"),
+    [
+        ({"alg": "none"}, {}),
+        ({"alg": "HS256"}, {}),
+        ({"kid": "unknown"}, {}),
+        ({}, {"iss": "https://other.example"}),
+        ({}, {"aud": "someone-else"}),
+        ({}, {"events": None}),
+        ({}, {"events": {"http://schemas.openid.net/event/other": {}}}),
+        ({}, {"events": {EVENT: "yes"}}),
+        ({}, {"nonce": "n"}),
+        ({}, {"sub": None, "sid": None}),
+        ({}, {"exp": 1000}),
+        ({}, {"exp": None}),
+        ({}, {"iat": None}),
+        ({}, {"jti": None}),
+    ],
+    ids=[
+        "alg-none", "hs256", "unknown-key", "wrong-iss", "wrong-aud", "no-events", "other-event",
+        "event-not-object", "nonce", "no-sub-no-sid", "expired", "no-exp", "no-iat", "no-jti",
+    ],
+)  # fmt: skip
+def test_invalid_logout_tokens_are_a_400_and_change_nothing(
+    app: Any,
+    sessions: list[Any],
+    fake_provider: Any,
+    header: dict[str, Any],
+    claims: dict[str, Any],
+) -> None:
+    response = post(app.test_client(), fake_provider.make_logout_token(header, **claims))
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_request"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert all(signed_in(client) for client in sessions)
+
+
+def test_a_forged_signature_is_a_400(app: Any, sessions: list[Any], fake_provider: Any) -> None:
+    genuine = fake_provider.make_logout_token()
+    claims = jwt.decode(genuine, fake_provider.key).claims
+    forger = RSAKey.generate_key(2048, parameters={"kid": "key-1"})
+    forged = jwt.encode({"alg": "RS256", "kid": "key-1"}, claims, forger)
+    assert post(app.test_client(), forged).status_code == 400
+    assert all(signed_in(client) for client in sessions)
+
+
+@pytest.mark.parametrize(
+    "token", ["not-a-jwt", "", "a.b.c", None], ids=["garbage", "empty", "three-parts", "missing"]
+)
+def test_a_missing_or_malformed_logout_token_is_a_400(
+    app: Any, sessions: list[Any], token: str | None
+) -> None:
+    assert post(app.test_client(), token).status_code == 400
+    assert all(signed_in(client) for client in sessions)
+
+
+def test_an_id_token_is_not_a_logout_token(
+    app: Any, sessions: list[Any], fake_provider: Any
+) -> None:
+    id_token = fake_provider.make_id_token("some-nonce", sid="sid-1")
+    assert post(app.test_client(), id_token).status_code == 400
+    assert all(signed_in(client) for client in sessions)
+
+
+def test_the_providers_back_channel_call_during_our_logout_keeps_its_state(
+    client: Any, fake_provider: Any
+) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    fake_provider.claims = {"sid": "sid-1"}
+    login(client, fake_provider)
+    location = client.post("/oidc/logout").headers["Location"]
+    state = parse_qs(urlsplit(location).query)["state"][0]
+    provider_call = post(client.application.test_client(), fake_provider.make_logout_token())
+    assert provider_call.status_code == 200
+    back = client.get("/oidc/logout/callback", query_string={"state": state})
+    assert back.status_code == 302 and back.headers["Location"] == "/"

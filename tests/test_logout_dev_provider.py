@@ -1,0 +1,100 @@
+"""Logout against the real development provider: RP-initiated, and back-channel from the provider
+to every host of the app."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import requests
+from conftest import CLIENT_ID, CLIENT_SECRET, Served, free_port
+from signin import FORM_ACTION, follow, sign_in
+
+FETCH = {"Accept": "*/*", "Sec-Fetch-Mode": "cors"}
+
+
+def confirm_logout_at_provider(
+    http: requests.Session, page: requests.Response
+) -> requests.Response:
+    """Answer the provider's "sign out?" page with yes."""
+    action = FORM_ACTION.search(page.text)
+    xsrf = re.search(r'name="xsrf" value="([^"]+)"', page.text)
+    assert action and xsrf, page.text[:300]
+    return http.post(action.group(1), data={"xsrf": xsrf.group(1), "logout": "yes"})
+
+
+def sign_out_at_provider(http: requests.Session, issuer: str) -> None:
+    """The user signs out at the provider itself (not through the app)."""
+    confirm_logout_at_provider(http, follow(http, f"{issuer}/session/end?client_id={CLIENT_ID}"))
+
+
+def test_rp_logout_ends_both_sessions_and_revokes_the_refresh_token(
+    example_app: Callable[..., Any],
+) -> None:
+    served = example_app()
+    http = requests.Session()
+    sign_in(http, f"{served.base}/profile")
+    refresh_token = served.tokens(http).refresh_token
+    assert refresh_token
+    response = http.post(
+        f"{served.base}/oidc/logout", headers={"Origin": served.base}, allow_redirects=False
+    )
+    landed = confirm_logout_at_provider(http, follow(http, response.headers["Location"]))
+    assert landed.url == f"{served.base}/"
+    refresh = requests.post(
+        f"{served.provider.issuer}/token",
+        data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+        auth=(CLIENT_ID, CLIENT_SECRET),
+    )
+    assert refresh.status_code == 400 and refresh.json()["error"] == "invalid_grant"
+    assert http.get(f"{served.base}/api/me", headers=FETCH).status_code == 401
+
+
+def test_signing_out_at_the_provider_signs_out_here(example_app: Callable[..., Any]) -> None:
+    served = example_app()
+    http = requests.Session()
+    sign_in(http, f"{served.base}/profile")
+    sign_out_at_provider(http, served.provider.issuer)
+    assert [e["event"] for e in served.provider.events("backchannel.success")] == [
+        "backchannel.success"
+    ]
+    assert http.get(f"{served.base}/api/me", headers=FETCH).status_code == 401
+
+
+def test_back_channel_logout_reaches_every_host_sharing_redis(
+    start_provider: Callable[..., Any],
+    start_gunicorn: Callable[..., str],
+    redis_server: Any,
+    monkeypatch: Any,
+) -> None:
+    ports = [free_port(), free_port()]
+    provider = start_provider(ports)
+    env = {
+        "OIDC_ISSUER": provider.issuer,
+        "OIDC_CLIENT_ID": CLIENT_ID,
+        "OIDC_CLIENT_SECRET": CLIENT_SECRET,
+        "SESSION_TYPE": "redis",
+        "REDIS_URL": redis_server.url,
+    }
+    first, second = (start_gunicorn(port, env) for port in ports)
+    browser = requests.Session()
+    sign_in(browser, f"{first}/profile")
+    # the same browser's second app session (a new app cookie, the same provider session)
+    other_tab = requests.Session()
+    other_tab.cookies.update({c.name: c.value for c in browser.cookies if c.name != "session"})
+    page = sign_in(other_tab, f"{second}/profile")
+    assert '<strong id="sub">alice</strong>' in page.text
+    assert browser.cookies["session"] != other_tab.cookies["session"]
+
+    sign_out_at_provider(browser, provider.issuer)
+
+    assert len(provider.events("backchannel.success")) == 1  # one call, to the first host
+    assert browser.get(f"{first}/api/me", headers=FETCH).status_code == 401
+    assert other_tab.get(f"{second}/api/me", headers=FETCH).status_code == 401
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    import example_app
+
+    redis = Served(example_app.create_app(), first, provider).app.session_interface.client
+    assert redis.keys("oidc-tokens:*") == []  # their refresh tokens are gone too
