@@ -159,14 +159,7 @@ class FakeProvider:
             payload["nonce"] = nonce
         payload.update({**claims, **self.claims})
         payload = {k: v for k, v in payload.items() if v is not None}
-        header = {"alg": "RS256", "kid": "key-1", **self.header}
-        if header["alg"] == "none":
-            return f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}."
-        if header["alg"].startswith("HS"):
-            return jwt.encode(
-                header, payload, OctKey.import_key(CLIENT_SECRET), algorithms=[header["alg"]]
-            )
-        return jwt.encode(header, payload, self.key, algorithms=[header["alg"]])
+        return self.sign({"alg": "RS256", "kid": "key-1", **self.header}, payload)
 
     def make_logout_token(self, header: dict[str, Any] | None = None, **claims: Any) -> str:
         """A back-channel logout token; ``claims`` set to None are left out."""
@@ -184,6 +177,11 @@ class FakeProvider:
         }
         payload = {k: v for k, v in payload.items() if v is not None}
         header = {"alg": "RS256", "kid": "key-1", "typ": "logout+jwt", **(header or {})}
+        return self.sign(header, payload)
+
+    def sign(self, header: dict[str, Any], payload: dict[str, Any]) -> str:
+        """A JWT signed as ``header`` says: with the provider key, the client secret (HS*), or
+        not at all (``none``)."""
         if header["alg"] == "none":
             return f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}."
         if header["alg"].startswith("HS"):
