@@ -64,6 +64,20 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 REQUIRED_ENDPOINTS = ("authorization_endpoint", "token_endpoint", "jwks_uri")
 
 
+def is_local_path(target: str) -> bool:
+    """Whether ``target`` is a path on this site (``/reports?y=1``), which no browser would take
+    to another host."""
+    if not target.startswith("/") or target.startswith("//"):
+        return False
+    if any(ord(char) < 32 or char in "\\\x7f" for char in target):
+        return False
+    try:
+        parts = urlsplit(target)
+    except ValueError:
+        return False
+    return not parts.scheme and not parts.netloc
+
+
 class ConfigError(RuntimeError):
     """A missing or invalid ``OIDC_*`` setting; the message names the key."""
 
@@ -158,8 +172,8 @@ class Settings:
             jwks_refetch_interval=_int(config, "OIDC_JWKS_REFETCH_INTERVAL_SECONDS", minimum=0),
             clock_skew=_int(config, "OIDC_CLOCK_SKEW_SECONDS", minimum=0),
             allow_insecure_http=allow_http,
-            login_redirect_url=_str(config, "OIDC_LOGIN_REDIRECT_URL"),
-            logout_redirect_url=_str(config, "OIDC_LOGOUT_REDIRECT_URL"),
+            login_redirect_url=_local_path(config, "OIDC_LOGIN_REDIRECT_URL"),
+            logout_redirect_url=_local_path(config, "OIDC_LOGOUT_REDIRECT_URL"),
             login_failure_url=_optional_str(config, "OIDC_LOGIN_REDIRECT_URL_FAILURE"),
             renew_after=_int(config, "OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS", minimum=1),
             exempt_urls=_exempt_urls(config),
@@ -202,6 +216,13 @@ def _str(config: Mapping[str, Any], key: str) -> str:
     value = _optional_str(config, key)
     if value is None:
         raise ConfigError(f"{key} must not be empty.")
+    return value
+
+
+def _local_path(config: Mapping[str, Any], key: str) -> str:
+    value = _str(config, key)
+    if not is_local_path(value):
+        raise ConfigError(f"{key} must be a path on this site, such as '/', not {value!r}.")
     return value
 
 

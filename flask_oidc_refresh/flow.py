@@ -11,6 +11,7 @@ from authlib.common.security import generate_token
 from flask import redirect, session, url_for
 from werkzeug.wrappers import Response
 
+from .navigation import safe_next
 from .provider import Provider
 from .state import get_state
 from .tokens import TokenError, validate_id_token
@@ -50,7 +51,7 @@ def start_login(next_url: str, *, silent: bool) -> Response:
     settings = state.settings
     pending = PendingLogin.new(
         redirect_uri=settings.redirect_uri or url_for("oidc.callback", _external=True),
-        next_url=next_url,
+        next_url=safe_next(next_url, settings.login_redirect_url),
         silent=silent,
         lifetime=settings.state_lifetime,
     )

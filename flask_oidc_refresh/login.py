@@ -20,16 +20,21 @@ def sign_in(tokens: Tokens) -> None:
     if previous is not None:
         store.delete(previous.record)
     record = new_record_key()
-    ttl = record_ttl()
-    store.put(record, tokens, ttl)
+    store.put(record, tokens, record_ttl())
     remember_login(session, record, tokens)
-    session_key = getattr(current_app.session_interface, "key_prefix", "") + getattr(
-        session, "sid", ""
-    )
+    _list_session(record, tokens)
+
+
+def _list_session(record: str, tokens: Tokens) -> None:
+    """List the session under its ``sid`` and ``sub`` for back-channel logout. Each write of its
+    tokens lists it again, so the listing lives as long as the session."""
+    interface = current_app.session_interface
+    session_key = getattr(interface, "key_prefix", "") + getattr(session, "sid", "")
+    store = get_state().token_store
     for claim in ("sid", "sub"):
         value = tokens.claims.get(claim)
         if isinstance(value, str) and value:
-            store.index_add(index_key(claim, value), f"{session_key} {record}", ttl)
+            store.index_add(index_key(claim, value), f"{session_key} {record}", record_ttl())
 
 
 def index_key(claim: str, value: str) -> str:
@@ -53,6 +58,7 @@ def save_tokens(login: SessionLogin, tokens: Tokens) -> None:
     """Store renewed ``tokens`` in the sign-in's record, and their copy in the session."""
     get_state().token_store.put(login.record, tokens, record_ttl())
     remember_login(session, login.record, tokens)
+    _list_session(login.record, tokens)
 
 
 def load_tokens(login: SessionLogin) -> Tokens | None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Request
+
+from .config import is_local_path
 
 #: ``Sec-Fetch-Dest`` values of a page load, in a tab or a frame.
 DOCUMENT_DESTINATIONS = frozenset({"document", "iframe", "frame", "embed", "object"})
@@ -33,9 +33,4 @@ def is_script_request(request: Request) -> bool:
 
 def safe_next(target: str | None, default: str) -> str:
     """``target`` when it is a path on this site, else ``default`` (no open redirect)."""
-    if not target or any(ord(char) < 32 or char == "\\" for char in target):
-        return default
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return default
-    return target
+    return target if target and is_local_path(target) else default

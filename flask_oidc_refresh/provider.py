@@ -12,7 +12,7 @@ import requests
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 from joserfc.errors import JoseError
-from joserfc.jwk import GuestProtocol, Key, KeySet
+from joserfc.jwk import GuestProtocol, Key, KeySet, OctKey
 
 from .config import ASYMMETRIC_ALGORITHMS, ENDPOINT_KEYS, REQUIRED_ENDPOINTS, Settings, check_url
 
@@ -94,7 +94,11 @@ class Provider:
     def revoke(self, token: str, token_type_hint: str) -> None:
         """Revoke ``token`` at the revocation endpoint (RFC 7009), when there is one; a failure
         is logged, never raised: signing out must not depend on the provider."""
-        url = self.endpoint("revocation_endpoint")
+        try:
+            url = self.endpoint("revocation_endpoint")
+        except ProviderError as exc:
+            log.warning("could not revoke the %s: %s", token_type_hint, exc)
+            return
         if url is None:
             return
         with self.client() as client:
@@ -178,9 +182,15 @@ class Provider:
         return self.metadata.get("authorization_response_iss_parameter_supported") is True
 
     def signing_key(self, token: GuestProtocol) -> Key:
-        """The provider key named by a token's ``kid``; an unknown one refetches the key set."""
+        """The provider key named by a token's ``kid``; an unknown one refetches the key set.
+
+        An HMAC algorithm (only ever allowed when listed in ``OIDC_ID_TOKEN_ALGORITHMS``) is
+        verified with the client secret, as OpenID Connect Core 10.1 says.
+        """
         kid = token.headers().get("kid")
         alg = token.headers().get("alg")
+        if isinstance(alg, str) and alg.startswith("HS") and self.settings.client_secret:
+            return OctKey.import_key(self.settings.client_secret)
         keys = self._key_set(refresh=False)
         try:
             return keys.get_by_kid(kid, {"alg": alg} if alg else None)
@@ -192,10 +202,10 @@ class Provider:
         with self._lock:
             due = time.monotonic() - self._keys_fetched >= self.settings.jwks_refetch_interval
             if self._keys is None or (refresh and due):
+                self._keys_fetched = time.monotonic()  # failed attempts count too
                 jwks_uri = self.metadata["jwks_uri"]
                 try:
                     self._keys = KeySet.import_key_set(self.get_json(jwks_uri))  # type: ignore[arg-type]
                 except (JoseError, ValueError, KeyError) as exc:
                     raise ProviderError(f"the key set at {jwks_uri} is not valid") from exc
-                self._keys_fetched = time.monotonic()
             return self._keys

@@ -79,7 +79,9 @@ def renew(state: OIDCState) -> Response | None:
         return None  # a redirect would lose the request body; the next page load renews
     if is_script_request(request):
         return refresh_required(script_next_url(state))
-    return start_renewal(request.full_path.rstrip("?"))
+    return start_renewal(
+        safe_next(request.full_path.rstrip("?"), state.settings.login_redirect_url)
+    )
 
 
 def renew_server_side(
@@ -104,9 +106,9 @@ def renew_server_side(
         return _stale(tokens, now)
     settings = state.settings
     try:
-        with state.token_store.lock(
-            login.record, wait=settings.http_timeout + 1, hold=settings.http_timeout + 5
-        ):
+        # held across up to three provider calls (token, discovery, keys), each with a timeout
+        hold = 3 * settings.http_timeout + 5
+        with state.token_store.lock(login.record, wait=hold, hold=hold):
             tokens = load_tokens(login)
             if tokens is None:
                 return Outcome.GONE
@@ -142,7 +144,16 @@ def _refresh(state: OIDCState, login: SessionLogin, tokens: Tokens) -> Outcome:
         response = provider.token_request(
             grant_type="refresh_token", refresh_token=tokens.refresh_token
         )
-        claims = {}
+    except TokenEndpointError as exc:
+        return _fall_back_to_browser(login, tokens, str(exc))
+    except ProviderError as exc:
+        return _postpone(state, login, tokens, exc)
+    # The refresh token is spent now: a rotated one must be kept whatever happens next.
+    rotated = response.get("refresh_token")
+    if isinstance(rotated, str):
+        tokens = tokens.replace(refresh_token=rotated)
+    claims = {}
+    try:
         if isinstance(response.get("id_token"), str):
             claims = validate_id_token(
                 response["id_token"],
@@ -154,22 +165,33 @@ def _refresh(state: OIDCState, login: SessionLogin, tokens: Tokens) -> Outcome:
                 access_token=response["access_token"],
                 leeway=settings.clock_skew,
             )
-            check_renewed_id_token(tokens.claims, claims)
-    except (TokenEndpointError, TokenError) as exc:
-        log.info("renewal with the refresh token refused (%s); the browser will renew", exc)
-        save_tokens(login, tokens.replace(refresh_token=None))
-        _failed(tokens, str(exc))
-        return Outcome.BROWSER
+            check_renewed_id_token(tokens.claims, claims, refreshed=True)
+    except TokenError as exc:
+        return _fall_back_to_browser(login, tokens, str(exc))
     except ProviderError as exc:
-        log.warning("renewal postponed, the provider is unavailable: %s", exc)
-        save_tokens(login, tokens.replace(retry_at=time.time() + settings.refresh_retry_seconds))
-        _failed(tokens, str(exc))
-        return _stale(tokens, time.time())
+        return _postpone(state, login, tokens, exc)
     renewed = tokens.renewed(response, claims, settings.renew_after)
     save_tokens(login, renewed)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     signals.session_renewed.send(app, claims=renewed.claims, method="refresh_token")
     return Outcome.FRESH
+
+
+def _fall_back_to_browser(login: SessionLogin, tokens: Tokens, reason: str) -> Outcome:
+    """The refresh token was refused or gave a bad ID token: drop it, the browser renews."""
+    log.info("renewal with the refresh token refused (%s); the browser will renew", reason)
+    save_tokens(login, tokens.replace(refresh_token=None))
+    _failed(tokens, reason)
+    return Outcome.BROWSER
+
+
+def _postpone(state: OIDCState, login: SessionLogin, tokens: Tokens, exc: ProviderError) -> Outcome:
+    """The provider is unavailable: try again later, serve meanwhile while the token is valid."""
+    log.warning("renewal postponed, the provider is unavailable: %s", exc)
+    retry_at = time.time() + state.settings.refresh_retry_seconds
+    save_tokens(login, tokens.replace(retry_at=retry_at))
+    _failed(tokens, str(exc))
+    return _stale(tokens, time.time())
 
 
 def _failed(tokens: Tokens, reason: str) -> None:
@@ -220,7 +242,10 @@ def script_next_url(state: OIDCState) -> str:
     for header in ("HX-Current-URL", "Referer"):
         page = request.headers.get(header)
         if page:
-            parts = urlsplit(page)
+            try:
+                parts = urlsplit(page)
+            except ValueError:  # a malformed header is no page of ours
+                continue
             if parts.netloc == request.host and parts.scheme == request.scheme:
                 path = parts.path + (f"?{parts.query}" if parts.query else "")
                 return safe_next(path, state.settings.login_redirect_url)

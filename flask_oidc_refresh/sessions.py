@@ -17,6 +17,9 @@ from flask_session.base import ServerSideSessionInterface
 from .errors import OIDCError
 
 TOUCHED_KEY = "_oidc_touched"
+#: Entries the embedded store keeps before it removes expired ones (then the oldest), so that
+#: nobody can fill the disk with sign-in attempts.
+FILE_THRESHOLD = 100_000
 log = logging.getLogger("flask_oidc_refresh")
 
 
@@ -39,10 +42,10 @@ def ensure_server_side_sessions(app: Flask) -> None:
     if "SESSION_TYPE" not in app.config:
         default = os.path.join(app.instance_path, "oidc-sessions")
         directory = app.config.get("SESSION_FILE_DIR") or default
+        threshold = int(app.config.get("SESSION_FILE_THRESHOLD", FILE_THRESHOLD))
+        cache = FileSystemCache(directory, threshold=threshold, mode=0o600)
         app.config["SESSION_TYPE"] = "cachelib"
-        app.config.setdefault(
-            "SESSION_CACHELIB", FileSystemCache(directory, threshold=0, mode=0o600)
-        )
+        app.config.setdefault("SESSION_CACHELIB", cache)
     Session(app)
 
 

@@ -13,6 +13,7 @@ import dataclasses
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -24,6 +25,7 @@ from typing import Any
 from authlib.common.security import generate_token
 
 LOGIN_KEY = "_oidc_login"
+log = logging.getLogger("flask_oidc_refresh")
 RECORD_PREFIX = "oidc-tokens:"
 
 
@@ -181,13 +183,22 @@ def _decode(data: Any) -> Tokens | None:
         return None
 
 
+#: Lock files of the file cache: keys share a fixed number of them, so they never pile up.
+LOCK_BUCKETS = 256
+
+
 class CacheLibTokenStore(TokenStore):
-    """Records in a cachelib cache (the embedded default); a file lock beside a file cache."""
+    """Records in a cachelib cache (the embedded default); a file lock beside a file cache.
+
+    A cache that is not a file cache (``SimpleCache``) lives in one process: its lock is a
+    thread lock and it is not shared.
+    """
 
     def __init__(self, cache: Any) -> None:
         self.cache = cache
         path = getattr(cache, "_path", None)
         self.lock_dir = os.path.join(path, "locks") if isinstance(path, str) else None
+        self.shared = self.lock_dir is not None
         self._thread_lock = threading.Lock()
 
     def get(self, key: str) -> Tokens | None:
@@ -226,8 +237,8 @@ class CacheLibTokenStore(TokenStore):
             return
         os.makedirs(self.lock_dir, mode=0o700, exist_ok=True)
         deadline = time.monotonic() + wait
-        name = hashlib.sha256(key.encode()).hexdigest()
-        with open(os.path.join(self.lock_dir, name), "a") as file:
+        bucket = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") % LOCK_BUCKETS
+        with open(os.path.join(self.lock_dir, f"{bucket:03d}"), "a") as file:
             while True:
                 try:
                     fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -277,8 +288,10 @@ class RedisTokenStore(TokenStore):
         try:
             yield
         finally:
-            with contextlib.suppress(Exception):  # expired meanwhile: nothing to release
+            try:
                 lock.release()
+            except Exception as exc:  # it expired while held: another request may have renewed
+                log.warning("the renewal lock expired before it was released: %s", exc)
 
 
 class SessionTokenStore(TokenStore):

@@ -123,8 +123,15 @@ def _check_audience(claims: Mapping[str, Any], client_id: str) -> None:
         raise TokenError("ID token has no valid iat")
 
 
-def check_renewed_id_token(previous: Mapping[str, Any], renewed: Mapping[str, Any]) -> None:
-    """A renewed ID token must be about the same user from the same issuer (Core 12.2)."""
+def check_renewed_id_token(
+    previous: Mapping[str, Any], renewed: Mapping[str, Any], *, refreshed: bool = False
+) -> None:
+    """A renewed ID token must be about the same user, from the same issuer, for the same client
+    (Core 12.2); one from a refresh also keeps the time of the original authentication."""
+    claims = ("iss", "sub", "azp", "auth_time") if refreshed else ("iss", "sub", "azp")
+    for claim in claims:
+        if claim in renewed and previous.get(claim) != renewed.get(claim):
+            raise TokenError(f"renewed ID token changed {claim}")
     for claim in ("iss", "sub"):
         if previous.get(claim) != renewed.get(claim):
             raise TokenError(f"renewed ID token changed {claim}")

@@ -145,7 +145,7 @@ def logout() -> Response:
         if tokens.refresh_token:
             provider.revoke(tokens.refresh_token, "refresh_token")
         provider.revoke(tokens.access_token, "access_token")
-    local_url = safe_next(settings.logout_redirect_url, "/")
+    local_url = settings.logout_redirect_url
     if signed_in is None:
         return redirect(local_url)
     signals.user_logged_out.send(current_app._get_current_object(), claims=signed_in.claims)  # type: ignore[attr-defined]
@@ -177,12 +177,12 @@ def logout_callback() -> Response:
     """``GET /logout/callback``: back from the provider; check ``state``, go to the local page."""
     expected = session.pop(LOGOUT_STATE_KEY, None)
     given = request.args.get("state", "")
-    if not isinstance(expected, str) or not hmac.compare_digest(given, expected):
+    if not isinstance(expected, str) or not hmac.compare_digest(given.encode(), expected.encode()):
         log.warning("logout callback with an unknown state")
         raise LoginError(
             "This sign-out response is unknown or was already used.", error="invalid_state"
         )
-    return redirect(safe_next(get_state().settings.logout_redirect_url, "/"))
+    return redirect(get_state().settings.logout_redirect_url)
 
 
 def backchannel_logout() -> Response:
@@ -254,7 +254,10 @@ def check_same_origin() -> None:
     origin = request.headers.get("Origin") or request.headers.get("Referer")
     same = site in (None, "same-origin", "none")
     if same and origin and origin != "null":
-        parts = urlsplit(origin)
+        try:
+            parts = urlsplit(origin)
+        except ValueError:  # malformed: not provably ours
+            parts = urlsplit("")
         same = f"{parts.scheme}://{parts.netloc}" == request.host_url.rstrip("/")
     if not same or origin == "null":
         log.warning("refused a cross-site %s %s", request.method, request.path)

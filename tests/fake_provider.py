@@ -56,6 +56,7 @@ class FakeProvider:
         self.expires_in = 3600
         self.revocations: list[dict[str, Any]] = []
         self.revocation_status = 200
+        self.jwks_status = 200
         self.app = self._make_app()
 
     def _make_app(self) -> Flask:
@@ -80,6 +81,8 @@ class FakeProvider:
         @app.get("/jwks")
         def jwks() -> Response:
             self.jwks_requests += 1
+            if self.jwks_status != 200:
+                return "down", self.jwks_status
             return jsonify(keys=[self.key.as_dict(private=False)])
 
         @app.post("/token")

@@ -167,3 +167,14 @@ def test_the_providers_back_channel_call_during_our_logout_keeps_its_state(
     assert provider_call.status_code == 200
     back = client.get("/oidc/logout/callback", query_string={"state": state})
     assert back.status_code == 302 and back.headers["Location"] == "/"
+
+
+def test_a_store_not_shared_by_all_workers_cannot_promise_back_channel_logout(
+    make_app: Any, fake_provider: Any
+) -> None:
+    from cachelib import SimpleCache
+
+    app, _ = make_app(SESSION_TYPE="cachelib", SESSION_CACHELIB=SimpleCache())
+    response = post(app.test_client(), fake_provider.make_logout_token())
+    assert response.status_code == 501
+    assert response.json["error"] == "unsupported_session_store"

@@ -180,3 +180,34 @@ def test_installed_wrapper_replaces_window_fetch_and_loads_as_a_module(tab: Tab)
     )
     assert result == {"same": True, "status": 200}
     assert tab.renewals() == 1
+
+
+def test_another_origins_403_with_refresh_url_is_left_alone(
+    tab: Tab, serve: Callable[..., str]
+) -> None:
+    from flask import Flask
+
+    other = Flask("other-origin")
+
+    @other.get("/api")
+    def api() -> tuple[dict[str, str], int, dict[str, str]]:
+        headers = {
+            "refresh_url": "javascript:alert(document.cookie)//",
+            "Access-Control-Allow-Origin": "*",
+            "Access-Control-Expose-Headers": "refresh_url",
+        }
+        return {"error": "refresh_required"}, 403, headers
+
+    api_url = f"{serve(other)}/api"
+    page = tab.page
+    result = page.evaluate(
+        """async (url) => {
+            oidcRefresh.configure({ mode: "silent" }).install();
+            const response = await fetch(url);
+            return { status: response.status, frames: document.querySelectorAll("iframe").length };
+        }""",
+        api_url,
+    )
+    assert result == {"status": 403, "frames": 0}
+    assert page.url == f"{tab.served.base}/profile"
+    assert tab.renewals() == 0

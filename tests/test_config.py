@@ -60,6 +60,8 @@ def test_init_app_sets_every_default_in_app_config(tmp_path: Path) -> None:
         ("OIDC_ID_TOKEN_ALGORITHMS", ["none"]),
         ("OIDC_EXEMPT_URLS", [1]),
         ("OIDC_TOKEN_ENDPOINT", "ftp://login.example.com/token"),
+        ("OIDC_LOGOUT_REDIRECT_URL", "https://elsewhere.example/"),
+        ("OIDC_LOGIN_REDIRECT_URL", "//elsewhere.example"),
     ],
 )
 def test_a_config_mistake_is_an_error_naming_the_key(key: str, value: Any) -> None:

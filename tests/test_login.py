@@ -71,6 +71,9 @@ def test_claims_combine_the_id_token_and_userinfo(client: Any, fake_provider: An
         "javascript:alert(1)",
         "x",
         "/a\nb",
+        "/\t/evil.example",
+        "http://[broken",
+        "/\x7f/evil.example",
     ],
 )
 def test_next_is_limited_to_this_site(client: Any, fake_provider: Any, next_url: str) -> None:

@@ -112,3 +112,26 @@ def test_logout_form_helper(app: Any) -> None:
         '<form method="post" action="/oidc/logout" class="nav">'
         '<button type="submit">&lt;b&gt;Bye&lt;/b&gt;</button></form>'
     )
+
+
+def test_a_non_ascii_logout_state_is_a_400(client: Any, fake_provider: Any) -> None:
+    login(client, fake_provider)
+    client.post("/oidc/logout")
+    assert client.get("/oidc/logout/callback?state=%C3%A9").status_code == 400
+
+
+def test_a_malformed_origin_is_refused(client: Any, fake_provider: Any) -> None:
+    login(client, fake_provider)
+    assert client.post("/oidc/logout", headers={"Origin": "http://[broken"}).status_code == 403
+    assert client.get("/private").text == "hello alice"
+
+
+def test_logout_works_while_the_provider_is_down(make_app: Any, fake_provider: Any) -> None:
+    app, _ = make_app(OIDC_DISCOVERY_CACHE_SECONDS=0, OIDC_HTTP_TIMEOUT_SECONDS=0.2)
+    client = app.test_client()
+    login(client, fake_provider)
+    fake_provider.delay = 1.0  # discovery (no longer cached) times out
+    response = client.post("/oidc/logout")
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    fake_provider.delay = 0
+    assert client.get("/private", headers=SCRIPT).status_code == 401

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 from apps import NAVIGATION, SCRIPT, login
 from conftest import free_port
 from joserfc.jwk import RSAKey
+
+
+def move_provider_clock(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """Let ``seconds`` pass for the provider's caches."""
+    later = time.monotonic() + seconds
+    monkeypatch.setattr("flask_oidc_refresh.provider.time.monotonic", lambda: later)
 
 
 def test_unreachable_provider_is_a_502_page_and_a_log_line(
@@ -82,12 +89,9 @@ def test_discovery_and_keys_are_fetched_once_per_process(make_app: Any, fake_pro
 def test_discovery_is_fetched_again_after_its_lifetime(
     make_app: Any, fake_provider: Any, monkeypatch: Any
 ) -> None:
-    import time
-
     app, _ = make_app(OIDC_DISCOVERY_CACHE_SECONDS=60)
     login(app.test_client(), fake_provider)
-    later = time.monotonic() + 61
-    monkeypatch.setattr("flask_oidc_refresh.provider.time.monotonic", lambda: later)
+    move_provider_clock(monkeypatch, 61)
     login(app.test_client(), fake_provider)
     assert fake_provider.discovery_requests == 2
 
@@ -128,3 +132,26 @@ def test_explicit_endpoints_need_no_discovery(make_app: Any, fake_provider: Any)
     assert client.get("/oidc/callback", query_string=params).status_code == 302
     assert client.get("/private").text == "hello alice"
     assert fake_provider.discovery_requests == 0
+
+
+def test_a_failing_key_set_is_not_fetched_again_for_every_unknown_key(
+    make_app: Any, fake_provider: Any, monkeypatch: Any
+) -> None:
+    app, _ = make_app(OIDC_JWKS_REFETCH_INTERVAL_SECONDS=300)
+    login(app.test_client(), fake_provider)
+    move_provider_clock(monkeypatch, 301)
+    fake_provider.jwks_status = 503
+    fake_provider.header = {"kid": "nobody-knows"}
+    statuses = [login(app.test_client(), fake_provider).status_code for _ in range(3)]
+    assert statuses == [502, 400, 400]  # one failed attempt, then no more until the interval
+    assert fake_provider.jwks_requests == 2
+
+
+def test_hs256_id_tokens_only_when_configured(make_app: Any, fake_provider: Any) -> None:
+    fake_provider.header = {"alg": "HS256"}
+    app, _ = make_app()
+    assert login(app.test_client(), fake_provider).status_code == 400
+    app, _ = make_app(OIDC_ID_TOKEN_ALGORITHMS=["HS256"])
+    client = app.test_client()
+    assert login(client, fake_provider).status_code == 302  # signed with the client secret
+    assert client.get("/private").text == "hello alice"

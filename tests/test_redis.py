@@ -92,3 +92,15 @@ def test_redis_failing_during_a_renewal_is_a_503(
     response = client.get("/api/data", headers=SCRIPT)
     assert response.status_code == 503
     assert response.json["error"] == "session_store_unavailable"
+
+
+def test_the_back_channel_index_lives_as_long_as_the_session(
+    redis_app: Any, fake_provider: Any
+) -> None:
+    client = redis_app.test_client()
+    login(client, fake_provider)
+    redis = redis_app.session_interface.client
+    redis.expire("oidc-sub:alice", 5)
+    expire_renewal(client)
+    assert client.get("/private").text == "hello alice"  # renewed with the refresh token
+    assert redis.ttl("oidc-sub:alice") > 3600

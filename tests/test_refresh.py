@@ -258,3 +258,36 @@ def test_a_record_that_is_gone_signs_the_session_out(signed_in: Any) -> None:
     response = signed_in.get("/private", headers=NAVIGATION)
     assert prompt(response) is None  # an interactive sign-in
     assert signed_in.get("/api/data", headers=SCRIPT).status_code == 401
+
+
+def test_a_rotated_refresh_token_is_kept_when_checking_the_new_id_token_fails(
+    make_app: Any, refreshing: Any, monkeypatch: Any
+) -> None:
+    app, _ = make_app(OIDC_JWKS_REFETCH_INTERVAL_SECONDS=0)
+    client = app.test_client()
+    login(client, refreshing)
+    expire_renewal(client)
+    refreshing.header = {"kid": "rotated-key"}  # the new ID token names a key we must fetch
+    refreshing.jwks_status = 503  # and the key set cannot be fetched just now
+    assert client.get("/private").text == "hello alice"  # served: the access token is valid
+    kept = tokens_of(client).refresh_token
+    assert kept in refreshing.refresh_tokens  # the rotated one, still live at the provider
+    refreshing.header, refreshing.jwks_status = {}, 200
+    later = time.time() + 31
+    monkeypatch.setattr("flask_oidc_refresh.renewal.time.time", lambda: later)
+    assert client.get("/private").text == "hello alice"
+    assert refreshing.refresh_requests() == 2 and refreshing.refresh_tokens  # no reuse
+
+
+@pytest.mark.parametrize(
+    "claims", [{"auth_time": 12345}, {"azp": "other-client"}], ids=["auth_time", "azp"]
+)
+def test_a_refreshed_id_token_must_keep_the_original_authentication(
+    client: Any, refreshing: Any, claims: dict[str, Any]
+) -> None:
+    refreshing.claims = {"auth_time": 1000}
+    login(client, refreshing)
+    expire_renewal(client)
+    refreshing.claims = {"auth_time": 1000, **claims}
+    assert prompt(client.get("/private", headers=NAVIGATION)) == "none"
+    assert tokens_of(client).refresh_token is None

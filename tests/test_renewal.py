@@ -362,3 +362,25 @@ def test_exempt_before_any_app_exists(tmp_path: Any, fake_provider: Any) -> None
     login(client, fake_provider, "/ping")
     expire_renewal(client)
     assert client.get("/ping", headers=NAVIGATION).text == "pong"
+
+
+def test_a_crafted_path_cannot_turn_renewal_into_an_open_redirect(
+    make_app: Any, fake_provider: Any
+) -> None:
+    app, _ = make_app()
+    app.add_url_rule("/<section>/<page>", "page", lambda section, page: "page")
+    client = app.test_client()
+    login(client, fake_provider)
+    expire_renewal(client)
+    response = client.get("/%09/evil.example", headers=NAVIGATION)  # a tab would become //evil
+    back = client.get(
+        "/oidc/callback", query_string=fake_provider.authorize(response.headers["Location"])
+    )
+    assert back.headers["Location"] == "/"
+
+
+def test_a_malformed_referer_is_ignored(signed_in: Any) -> None:
+    expire_renewal(signed_in)
+    response = signed_in.get("/api/data", headers={**SCRIPT, "Referer": "http://[broken"})
+    assert response.status_code == 403
+    assert response.headers["refresh_url"] == "/oidc/refresh?next=/"

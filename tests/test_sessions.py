@@ -81,3 +81,23 @@ def test_an_app_that_set_up_flask_session_keeps_it(tmp_path: Path) -> None:
     interface = app.session_interface
     OIDC(app)
     assert app.session_interface is interface
+
+
+def test_sign_in_attempts_cannot_fill_the_disk(make_app: Any) -> None:
+    app, _ = make_app(SESSION_FILE_THRESHOLD=10)
+    for _ in range(40):
+        app.test_client().get("/oidc/login")  # each leaves a session with a pending sign-in
+    store = Path(app.instance_path) / "oidc-sessions"
+    assert len([p for p in store.iterdir() if p.is_file()]) <= 12
+
+
+def test_lock_files_are_a_fixed_set(app: Flask) -> None:
+    from flask_oidc_refresh.state import get_state
+    from flask_oidc_refresh.store import LOCK_BUCKETS
+
+    with app.app_context():
+        store = get_state().token_store
+        for n in range(600):
+            with store.lock(f"key-{n}", wait=1, hold=1):
+                pass
+        assert len(list(Path(store.lock_dir).iterdir())) <= LOCK_BUCKETS  # type: ignore[attr-defined]

@@ -15,8 +15,19 @@
   var renewal = null; // the renewal in a hidden frame in progress, shared by parallel requests
   var leaving = false; // a navigation to refresh_url has started
 
+  function sameOrigin(url) {
+    try {
+      return new URL(url, location.href).origin === location.origin;
+    } catch (error) {
+      return false;
+    }
+  }
+
+  // The refresh_url of a 403 from our own origin that stays on our origin; null otherwise, so
+  // another site's answer can never send the page (or a frame) anywhere.
   function isRefreshRequired(response) {
-    return response.status === 403 && response.headers.get("refresh_url");
+    var refreshUrl = response.status === 403 && response.headers.get("refresh_url");
+    return refreshUrl && sameOrigin(response.url) && sameOrigin(refreshUrl) ? refreshUrl : null;
   }
 
   function navigate(refreshUrl) {
@@ -71,7 +82,7 @@
 
   function oidcFetch(input, init) {
     var request = new Request(input, init);
-    if (new URL(request.url).origin === location.origin && !request.headers.has("X-Requested-With")) {
+    if (sameOrigin(request.url) && !request.headers.has("X-Requested-With")) {
       request.headers.set("X-Requested-With", "XMLHttpRequest");
     }
     var retry = request.clone();
