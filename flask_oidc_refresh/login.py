@@ -31,10 +31,14 @@ def _list_session(record: str, tokens: Tokens) -> None:
     interface = current_app.session_interface
     session_key = getattr(interface, "key_prefix", "") + getattr(session, "sid", "")
     store = get_state().token_store
-    for claim in ("sid", "sub"):
-        value = tokens.claims.get(claim)
-        if isinstance(value, str) and value:
-            store.index_add(index_key(claim, value), f"{session_key} {record}", record_ttl())
+    member = f"{session_key} {record}"
+    sid, sub = tokens.claims.get("sid"), tokens.claims.get("sub")
+    if isinstance(sid, str) and sid:
+        store.index_add(index_key("sid", sid), member, record_ttl())
+    if isinstance(sub, str) and sub:
+        store.index_add(index_key("sub", sub), member, record_ttl())
+        if not sid:  # no sid to tell its provider session by: any logout of the user ends it
+            store.index_add(index_key("sub-without-sid", sub), member, record_ttl())
 
 
 def index_key(claim: str, value: str) -> str:

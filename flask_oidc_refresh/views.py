@@ -219,9 +219,12 @@ def backchannel_logout() -> Response:
         log.warning("back-channel logout refused: replayed jti")
         return _logout_answer(400, "invalid_request", "this logout token was already used")
     sid, sub = claims.get("sid"), claims.get("sub")
-    ended = (
-        end_sessions("sid", sid) if isinstance(sid, str) and sid else end_sessions("sub", str(sub))
-    )
+    if isinstance(sid, str) and sid:
+        ended = end_sessions("sid", sid)
+        if isinstance(sub, str) and sub:  # sessions whose ID token named no sid may be this one
+            ended += end_sessions("sub-without-sid", sub)
+    else:
+        ended = end_sessions("sub", str(sub))
     log.info("back-channel logout ended %d session(s)", ended)
     signals.provider_logged_out.send(
         current_app._get_current_object(),  # type: ignore[attr-defined]

@@ -178,3 +178,17 @@ def test_a_store_not_shared_by_all_workers_cannot_promise_back_channel_logout(
     response = post(app.test_client(), fake_provider.make_logout_token())
     assert response.status_code == 501
     assert response.json["error"] == "unsupported_session_store"
+
+
+def test_sessions_whose_id_token_named_no_sid_end_with_any_sid_of_their_user(
+    app: Any, fake_provider: Any
+) -> None:
+    without_sid = app.test_client()
+    login(without_sid, fake_provider)  # this provider puts no sid in its ID tokens
+    fake_provider.claims = {"sid": "sid-2"}
+    with_other_sid = app.test_client()
+    login(with_other_sid, fake_provider)
+    token = fake_provider.make_logout_token(sid="sid-1", sub="alice")
+    assert post(app.test_client(), token).status_code == 200
+    assert not signed_in(without_sid)
+    assert signed_in(with_other_sid)

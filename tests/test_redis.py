@@ -25,7 +25,8 @@ def test_sessions_and_token_records_live_in_redis(redis_app: Any, fake_provider:
     login(client, fake_provider)
     redis = redis_app.session_interface.client
     keys = sorted(key.decode().split(":")[0] for key in redis.keys("*"))
-    assert keys == ["oidc-sub", "oidc-tokens", "session"]  # the index for back-channel logout
+    # the session, its tokens, and its listing for back-channel logout (by sub: no sid here)
+    assert keys == ["oidc-sub", "oidc-sub-without-sid", "oidc-tokens", "session"]
     [record] = redis.keys("oidc-tokens:*")
     assert redis.ttl(record) > 0  # expires with the session
     session_data = redis.get(next(iter(redis.keys("session:*"))))
