@@ -98,8 +98,7 @@ def renew_server_side(
         return Outcome.GONE
     now = time.time()
     if not _due(tokens, now, need_access_token):
-        remember_login(session, login.record, tokens)
-        return Outcome.FRESH
+        return _adopt(login, tokens)
     if tokens.refresh_token is None:
         return Outcome.BROWSER
     if tokens.retry_at > now:
@@ -113,8 +112,7 @@ def renew_server_side(
             if tokens is None:
                 return Outcome.GONE
             if not _due(tokens, time.time(), need_access_token):
-                remember_login(session, login.record, tokens)
-                return Outcome.FRESH
+                return _adopt(login, tokens)
             return _refresh(state, login, tokens)
     except LockTimeout:
         log.warning("another request held the renewal lock too long")
@@ -122,6 +120,14 @@ def renew_server_side(
         if tokens is None:
             return Outcome.GONE
         return _stale(tokens, time.time())
+
+
+def _adopt(login: SessionLogin, tokens: Tokens) -> Outcome:
+    """Another request renewed: copy its result into this session (only if it differs, so that
+    reading a fresh token writes nothing)."""
+    if login.renew_at != tokens.renew_at or login.claims != tokens.claims:
+        remember_login(session, login.record, tokens)
+    return Outcome.FRESH
 
 
 def _due(tokens: Tokens, now: float, need_access_token: bool) -> bool:

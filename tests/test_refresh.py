@@ -178,9 +178,11 @@ def test_provider_down_with_an_expired_access_token_is_a_503_and_keeps_the_sessi
 def test_access_token_property_renews_a_token_about_to_expire(
     signed_in: Any, refreshing: Any
 ) -> None:
-    fresh = signed_in.get("/api/token").json["access_token"]
+    response = signed_in.get("/api/token")
+    fresh = response.json["access_token"]
     assert fresh == tokens_of(signed_in).access_token
     assert refreshing.refresh_requests() == 0
+    assert "Set-Cookie" not in response.headers  # reading a fresh token writes nothing
     expire_renewal(signed_in, expires_at=time.time() + 10)
     renewed = signed_in.get("/api/token").json["access_token"]
     assert renewed != fresh and refreshing.refresh_requests() == 1
