@@ -2,7 +2,9 @@
 
 Every ``OIDC_*`` setting is read from the environment variable of the same name. Without
 ``OIDC_ISSUER`` it uses the bundled development provider on http://127.0.0.1:9400 (``make run``).
-``SESSION_TYPE=redis`` with ``REDIS_URL`` keeps sessions in Redis; ``SESSION_FILE_DIR`` moves the
+``OIDC_USE_REFRESH_TOKENS=false`` makes every renewal a browser round trip (``prompt=none``)
+even when the provider issues refresh tokens. ``SESSION_TYPE=redis`` with ``REDIS_URL`` keeps
+sessions in Redis; ``SESSION_FILE_DIR`` moves the
 embedded store. Runs under ``flask run`` and ``gunicorn -w 2 'example_app:create_app()'``.
 """
 

@@ -58,6 +58,7 @@ class OIDC:
         self._login_handlers: list[LoginHandler] = []
         self._exempt_blueprints: set[str] = {"oidc"}
         self._exempt_endpoints: set[str] = set()
+        self._exempt_version = 0  # per-endpoint decisions are cached until the next exempt()
         if app is not None:
             self.init_app(app)
 
@@ -75,7 +76,11 @@ class OIDC:
         app.extensions["oidc"] = OIDCState(
             settings=settings, provider=Provider(settings), login_handlers=self._login_handlers
         )
-        app.register_blueprint(make_blueprint(settings.url_prefix))
+        blueprint = make_blueprint(settings.url_prefix)
+        app.register_blueprint(blueprint)
+        csrf = app.extensions.get("csrf")  # Flask-WTF's CSRFProtect, when set up before us
+        if csrf is not None and hasattr(csrf, "exempt"):
+            csrf.exempt(blueprint)  # logout checks the origin itself; the provider posts logouts
         app.register_error_handler(ProviderError, _provider_unavailable)
         app.before_request(make_renewal_hook(self._is_exempt))
         app.add_template_global(oidc_refresh_script)
@@ -160,11 +165,15 @@ class OIDC:
             self._exempt_endpoints.add(view)
         else:
             setattr(view, EXEMPT_ATTRIBUTE, True)
+        self._exempt_version += 1
         return view
 
     def _is_exempt(self, state: OIDCState) -> bool:
         """Whether the current request skips renewal; decided once per endpoint, then cached."""
         endpoint = request.endpoint or ""
+        if state.exempt_version != self._exempt_version:
+            state.exempt_endpoints.clear()
+            state.exempt_version = self._exempt_version
         exempt = state.exempt_endpoints.get(endpoint)
         if exempt is None:
             view = current_app.view_functions.get(endpoint)
@@ -172,7 +181,11 @@ class OIDC:
                 endpoint == "static"
                 or endpoint.endswith(".static")
                 or endpoint in self._exempt_endpoints
-                or any(name in self._exempt_blueprints for name in request.blueprints)
+                # nested blueprints are named "parent.child"
+                or any(
+                    name.rpartition(".")[2] in self._exempt_blueprints
+                    for name in request.blueprints
+                )
                 or _marked_exempt(view)
             )
             state.exempt_endpoints[endpoint] = exempt

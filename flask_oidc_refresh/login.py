@@ -22,23 +22,31 @@ def sign_in(tokens: Tokens) -> None:
     record = new_record_key()
     store.put(record, tokens, record_ttl())
     remember_login(session, record, tokens)
-    _list_session(record, tokens)
+    _list_session(record, tokens, prune=True)
 
 
-def _list_session(record: str, tokens: Tokens) -> None:
+def _list_session(record: str, tokens: Tokens, *, prune: bool) -> None:
     """List the session under its ``sid`` and ``sub`` for back-channel logout. Each write of its
-    tokens lists it again, so the listing lives as long as the session."""
+    tokens lists it again, so the listing lives as long as the session; at sign-in the sessions
+    that have ended since (signed out, replaced, expired) are taken off the lists."""
     interface = current_app.session_interface
     session_key = getattr(interface, "key_prefix", "") + getattr(session, "sid", "")
     store = get_state().token_store
     member = f"{session_key} {record}"
     sid, sub = tokens.claims.get("sid"), tokens.claims.get("sub")
+    keys = []
     if isinstance(sid, str) and sid:
-        store.index_add(index_key("sid", sid), member, record_ttl())
+        keys.append(index_key("sid", sid))
     if isinstance(sub, str) and sub:
-        store.index_add(index_key("sub", sub), member, record_ttl())
+        keys.append(index_key("sub", sub))
         if not sid:  # no sid to tell its provider session by: any logout of the user ends it
-            store.index_add(index_key("sub-without-sid", sub), member, record_ttl())
+            keys.append(index_key("sub-without-sid", sub))
+    for key in keys:
+        if prune:
+            store.index_discard(
+                key, lambda listed: not store.exists(listed.split(" ")[0]), record_ttl()
+            )
+        store.index_add(key, member, record_ttl())
 
 
 def index_key(claim: str, value: str) -> str:
@@ -62,7 +70,7 @@ def save_tokens(login: SessionLogin, tokens: Tokens) -> None:
     """Store renewed ``tokens`` in the sign-in's record, and their copy in the session."""
     get_state().token_store.put(login.record, tokens, record_ttl())
     remember_login(session, login.record, tokens)
-    _list_session(login.record, tokens)
+    _list_session(login.record, tokens, prune=False)
 
 
 def load_tokens(login: SessionLogin) -> Tokens | None:

@@ -187,7 +187,7 @@ def _fall_back_to_browser(login: SessionLogin, tokens: Tokens, reason: str) -> O
     """The refresh token was refused or gave a bad ID token: drop it, the browser renews."""
     log.info("renewal with the refresh token refused (%s); the browser will renew", reason)
     save_tokens(login, tokens.replace(refresh_token=None))
-    _failed(tokens, reason)
+    _failed(tokens, reason, ended=False)
     return Outcome.BROWSER
 
 
@@ -196,13 +196,13 @@ def _postpone(state: OIDCState, login: SessionLogin, tokens: Tokens, exc: Provid
     log.warning("renewal postponed, the provider is unavailable: %s", exc)
     retry_at = time.time() + state.settings.refresh_retry_seconds
     save_tokens(login, tokens.replace(retry_at=retry_at))
-    _failed(tokens, str(exc))
+    _failed(tokens, str(exc), ended=False)
     return _stale(tokens, time.time())
 
 
-def _failed(tokens: Tokens, reason: str) -> None:
+def _failed(tokens: Tokens, reason: str, *, ended: bool) -> None:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    signals.session_renewal_failed.send(app, claims=tokens.claims, reason=reason)
+    signals.session_renewal_failed.send(app, claims=tokens.claims, reason=reason, ended=ended)
 
 
 def start_renewal(next_url: str) -> Response:
@@ -224,7 +224,8 @@ def renewal_failed(next_url: str, reason: str) -> Response:
     login = sign_out()
     log.info("session renewal failed, sign-in ended: %s", reason)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    signals.session_renewal_failed.send(app, claims=login.claims if login else None, reason=reason)
+    claims = login.claims if login else None
+    signals.session_renewal_failed.send(app, claims=claims, reason=reason, ended=True)
     failure_url = get_state().settings.login_failure_url
     if failure_url:
         return redirect(failure_url)

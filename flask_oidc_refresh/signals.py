@@ -13,7 +13,9 @@ user_logged_out = _signals.signal("oidc-user-logged-out")
 #: The provider signed a user out (back-channel logout); ``sub``, ``sid`` (either may be None)
 #: and ``sessions``, how many sessions were ended.
 provider_logged_out = _signals.signal("oidc-provider-logged-out")
-#: A session's tokens were renewed; ``claims`` and ``method`` (``"prompt_none"``).
+#: A session's tokens were renewed; ``claims`` and ``method`` (``"refresh_token"`` or
+#: ``"prompt_none"``).
 session_renewed = _signals.signal("oidc-session-renewed")
-#: A renewal failed and the sign-in was ended; ``claims`` and ``reason``.
+#: A renewal attempt failed; ``claims``, ``reason`` and ``ended``: True when the sign-in was
+#: ended, False when it goes on (the browser renews instead, or the provider is retried later).
 session_renewal_failed = _signals.signal("oidc-session-renewal-failed")

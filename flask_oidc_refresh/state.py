@@ -23,6 +23,7 @@ class OIDCState:
     provider: Provider
     login_handlers: list[LoginHandler] = field(default_factory=list)
     exempt_endpoints: dict[str, bool] = field(default_factory=dict)
+    exempt_version: int = 0
     _token_store: TokenStore | None = None
 
     @property

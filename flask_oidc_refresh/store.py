@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -167,6 +167,15 @@ class TokenStore(ABC):
         """Remove the set at ``key`` and return its members."""
 
     @abstractmethod
+    def index_discard(self, key: str, unwanted: Callable[[str], bool], ttl: int) -> None:
+        """Remove the members of the set at ``key`` for which ``unwanted`` is true (the set
+        then expires ``ttl`` seconds from now)."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool:
+        """Whether anything is stored at ``key``."""
+
+    @abstractmethod
     def lock(self, key: str, wait: float, hold: float) -> contextlib.AbstractContextManager[None]:
         """Hold the record's lock for at most ``hold`` seconds; :class:`LockTimeout` after
         waiting ``wait`` seconds for it."""
@@ -225,6 +234,16 @@ class CacheLibTokenStore(TokenStore):
             self.cache.delete(key)
             return members
 
+    def index_discard(self, key: str, unwanted: Callable[[str], bool], ttl: int) -> None:
+        with self.lock(key, wait=5, hold=5):
+            members = list(self.cache.get(key) or ())
+            kept = [member for member in members if not unwanted(member)]
+            if len(kept) != len(members):
+                self.cache.set(key, kept, timeout=ttl)
+
+    def exists(self, key: str) -> bool:
+        return bool(self.cache.has(key))
+
     @contextlib.contextmanager
     def lock(self, key: str, wait: float, hold: float) -> Iterator[None]:
         if self.lock_dir is None:
@@ -280,6 +299,15 @@ class RedisTokenStore(TokenStore):
             members, _ = pipe.smembers(key).delete(key).execute()
         return sorted(m.decode() if isinstance(m, bytes) else m for m in members)
 
+    def index_discard(self, key: str, unwanted: Callable[[str], bool], ttl: int) -> None:
+        members = [m.decode() if isinstance(m, bytes) else m for m in self.client.smembers(key)]
+        dead = [member for member in members if unwanted(member)]
+        if dead:
+            self.client.srem(key, *dead)
+
+    def exists(self, key: str) -> bool:
+        return bool(self.client.exists(key))
+
     @contextlib.contextmanager
     def lock(self, key: str, wait: float, hold: float) -> Iterator[None]:
         lock = self.client.lock(f"{key}:lock", timeout=hold, blocking_timeout=wait, sleep=0.005)
@@ -330,6 +358,14 @@ class SessionTokenStore(TokenStore):
 
     def index_pop(self, key: str) -> list[str]:
         raise NotImplementedError("back-channel logout needs the embedded store or Redis")
+
+    def index_discard(self, key: str, unwanted: Callable[[str], bool], ttl: int) -> None:
+        """Nothing: there is no index."""
+
+    def exists(self, key: str) -> bool:
+        from flask import session
+
+        return key in session
 
     @contextlib.contextmanager
     def lock(self, key: str, wait: float, hold: float) -> Iterator[None]:

@@ -19,6 +19,7 @@ from .login import end_sessions, load_tokens, save_tokens, sign_in, sign_out
 from .navigation import safe_next
 from .provider import ProviderError, TokenEndpointError
 from .renewal import renewal_failed, start_renewal
+from .sessions import TOUCHED_KEY
 from .state import get_state
 from .store import Tokens, current_login
 from .tokens import TokenError, check_renewed_id_token, validate_logout_token
@@ -248,6 +249,7 @@ def new_session_id() -> None:
     """Give the session a new id (Flask-Session's ``regenerate``), keeping its contents."""
     regenerate = getattr(current_app.session_interface, "regenerate", None)
     if regenerate is not None:
+        session.setdefault(TOUCHED_KEY, time.time())  # regenerate() skips an empty session
         regenerate(session)
 
 

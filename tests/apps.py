@@ -15,7 +15,10 @@ SCRIPT = {"X-Requested-With": "XMLHttpRequest"}
 NAVIGATION = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8", "Sec-Fetch-Mode": "navigate"}
 
 
-def build_app(instance_path: Path, config: dict[str, Any]) -> tuple[Flask, OIDC]:
+def build_app(
+    instance_path: Path, config: dict[str, Any], before_init: Any = None
+) -> tuple[Flask, OIDC]:
+    """The test app; ``before_init(app)`` runs just before ``oidc.init_app`` (another extension)."""
     app = Flask("test_app", instance_path=str(instance_path))
     app.config.update(SECRET_KEY="test-secret", **config)
     oidc = OIDC()
@@ -74,6 +77,8 @@ def build_app(instance_path: Path, config: dict[str, Any]) -> tuple[Flask, OIDC]
     public.register_blueprint(nested)
     oidc.exempt(public)
     app.register_blueprint(public)
+    if before_init is not None:
+        before_init(app)
     oidc.init_app(app)
     return app, oidc
 
@@ -116,3 +121,37 @@ def expire_renewal(client: FlaskClient, **changes: Any) -> None:
     import time
 
     update_tokens(client, renew_at=time.time() - 1, **changes)
+
+
+def check_no_lost_update(app: Flask, provider: Any, base: str) -> None:
+    """A request that read the session before a renewal and saves its whole session after it
+    must not bring the old tokens back: made deterministic with two events."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    app.config.update(SLOW_STARTED=threading.Event(), SLOW_GATE=threading.Event())
+    http = requests.Session()
+    location = http.get(f"{base}/oidc/login", allow_redirects=False).headers["Location"]
+    http.get(f"{base}/oidc/callback", params=provider.authorize(location), allow_redirects=False)
+    cookies = {"session": http.cookies["session"]}
+    client = app.test_client()
+    client.set_cookie("session", cookies["session"], domain="localhost")
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        slow = pool.submit(requests.post, f"{base}/api/slow-note", cookies=cookies, headers=SCRIPT)
+        assert app.config["SLOW_STARTED"].wait(5)  # it has read the session with the old tokens
+        expire_renewal(client)
+        assert requests.get(f"{base}/api/data", cookies=cookies, headers=SCRIPT).status_code == 200
+        renewed = tokens_of(client)
+        app.config["SLOW_GATE"].set()
+        assert slow.result(timeout=10).status_code == 200  # and saved its whole session
+
+    with client.session_transaction() as session:
+        assert session["note"] == "written late"
+    assert tokens_of(client) == renewed  # the renewal survived the late save
+    expire_renewal(client)
+    assert requests.get(f"{base}/api/data", cookies=cookies, headers=SCRIPT).status_code == 200
+    assert provider.refresh_requests() == 2  # the rotated token worked: no reuse, no revocation
+    assert provider.refresh_tokens

@@ -192,3 +192,20 @@ def test_sessions_whose_id_token_named_no_sid_end_with_any_sid_of_their_user(
     assert post(app.test_client(), token).status_code == 200
     assert not signed_in(without_sid)
     assert signed_in(with_other_sid)
+
+
+def test_the_listing_keeps_only_live_sessions(app: Any, fake_provider: Any) -> None:
+    from flask_oidc_refresh.login import index_key
+
+    for _ in range(3):
+        client = app.test_client()
+        login(client, fake_provider)
+        client.post("/oidc/logout")  # signed out: its session is gone
+    login(app.test_client(), fake_provider)
+    replaced = app.test_client()
+    login(replaced, fake_provider)
+    login(replaced, fake_provider)  # signed in again: the first sign-in's session id is gone
+    with app.app_context():
+        store = get_state().token_store
+        members = store.index_pop(index_key("sub", "alice"))
+    assert len(members) == 2  # the two live sessions, nothing else

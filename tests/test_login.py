@@ -262,3 +262,14 @@ def test_userinfo_can_be_switched_off(make_app: Any, fake_provider: Any) -> None
     client = app.test_client()
     assert login(client, fake_provider).status_code == 302
     assert client.get("/private").text == "hello alice"
+
+
+def test_login_gives_a_new_session_id_even_to_an_otherwise_empty_session(
+    make_app: Any, fake_provider: Any
+) -> None:
+    app, _ = make_app(OIDC_SESSION_TOUCH_FRACTION=0)
+    client = app.test_client()
+    location = client.get("/oidc/login").headers["Location"]  # the session holds only this
+    before = client.get_cookie("session").value
+    client.get("/oidc/callback", query_string=fake_provider.authorize(location))
+    assert client.get_cookie("session").value != before

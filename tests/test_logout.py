@@ -135,3 +135,36 @@ def test_logout_works_while_the_provider_is_down(make_app: Any, fake_provider: A
     assert response.status_code == 302 and response.headers["Location"] == "/"
     fake_provider.delay = 0
     assert client.get("/private", headers=SCRIPT).status_code == 401
+
+
+def test_flask_wtf_csrf_protect_leaves_the_extension_alone(
+    tmp_path: Any, fake_provider: Any
+) -> None:
+    from apps import build_app
+    from fake_provider import CLIENT_SECRET
+    from flask_wtf.csrf import CSRFProtect
+
+    config = {
+        "OIDC_ISSUER": fake_provider.issuer,
+        "OIDC_CLIENT_ID": CLIENT_ID,
+        "OIDC_CLIENT_SECRET": CLIENT_SECRET,
+    }
+    app, _ = build_app(tmp_path, config, before_init=CSRFProtect)
+    client = app.test_client()
+    login(client, fake_provider)
+    assert client.post("/write").status_code == 400  # the app's own views stay protected
+    token = fake_provider.make_logout_token(sid=None)
+    assert client.post("/oidc/backchannel-logout", data={"logout_token": token}).status_code == 200
+    assert client.post("/oidc/logout").status_code == 302
+
+
+def test_back_from_the_provider_lands_on_the_configured_page(
+    make_app: Any, fake_provider: Any
+) -> None:
+    app, _ = make_app(OIDC_LOGOUT_REDIRECT_URL="/goodbye")
+    client = app.test_client()
+    login(client, fake_provider)
+    location = client.post("/oidc/logout").headers["Location"]
+    state = parse_qs(urlsplit(location).query)["state"][0]
+    back = client.get("/oidc/logout/callback", query_string={"state": state})
+    assert back.headers["Location"] == "/goodbye"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import requests
-from apps import NAVIGATION, SCRIPT, expire_renewal, login, tokens_of
+from apps import NAVIGATION, SCRIPT, check_no_lost_update, expire_renewal, login, tokens_of
 from redis import Redis
 
 
@@ -105,3 +105,9 @@ def test_the_back_channel_index_lives_as_long_as_the_session(
     expire_renewal(client)
     assert client.get("/private").text == "hello alice"  # renewed with the refresh token
     assert redis.ttl("oidc-sub:alice") > 3600
+
+
+def test_a_late_session_save_cannot_bring_old_tokens_back(
+    redis_app: Any, fake_provider: Any, serve: Any
+) -> None:
+    check_no_lost_update(redis_app, fake_provider, serve(redis_app))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -10,7 +9,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from apps import NAVIGATION, SCRIPT, expire_renewal, login, tokens_of, update_tokens
+from apps import (
+    NAVIGATION,
+    SCRIPT,
+    check_no_lost_update,
+    expire_renewal,
+    login,
+    tokens_of,
+    update_tokens,
+)
 
 from flask_oidc_refresh import session_renewal_failed, session_renewed
 
@@ -126,6 +133,7 @@ def test_invalid_grant_falls_back_to_the_browser(app: Any, signed_in: Any, refre
     with session_renewal_failed.connected_to(lambda sender, **extra: failures.append(extra), app):
         assert signed_in.post("/write", headers=SCRIPT).text == "written"  # POST passes through
     assert "invalid_grant" in failures[0]["reason"]
+    assert failures[0]["ended"] is False  # the browser renews instead
     assert signed_in.get("/api/data", headers=SCRIPT).status_code == 403
     assert prompt(signed_in.get("/private", headers=NAVIGATION)) == "none"
     assert refreshing.refresh_requests() == 1  # the dead refresh token is not tried again
@@ -222,31 +230,7 @@ def test_concurrent_requests_spend_the_refresh_token_once(
 def test_a_request_that_started_before_a_renewal_cannot_write_old_tokens_back(
     app: Any, refreshing: Any, serve: Any
 ) -> None:
-    app.config.update(SLOW_STARTED=threading.Event(), SLOW_GATE=threading.Event())
-    base = serve(app)
-    http = requests.Session()
-    location = http.get(f"{base}/oidc/login", allow_redirects=False).headers["Location"]
-    http.get(f"{base}/oidc/callback", params=refreshing.authorize(location), allow_redirects=False)
-    cookies = {"session": http.cookies["session"]}
-    client = app.test_client()
-    client.set_cookie("session", cookies["session"], domain="localhost")
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        slow = pool.submit(requests.post, f"{base}/api/slow-note", cookies=cookies, headers=SCRIPT)
-        assert app.config["SLOW_STARTED"].wait(5)  # it has read the session with the old tokens
-        expire_renewal(client)
-        assert requests.get(f"{base}/api/data", cookies=cookies, headers=SCRIPT).status_code == 200
-        renewed = tokens_of(client)
-        app.config["SLOW_GATE"].set()
-        assert slow.result(timeout=10).status_code == 200  # and saved its whole session
-
-    with client.session_transaction() as session:
-        assert session["note"] == "written late"
-    assert tokens_of(client) == renewed  # the renewal survived the late save
-    expire_renewal(client)
-    assert requests.get(f"{base}/api/data", cookies=cookies, headers=SCRIPT).status_code == 200
-    assert refreshing.refresh_requests() == 2  # the rotated token worked: no reuse, no revocation
-    assert refreshing.refresh_tokens
+    check_no_lost_update(app, refreshing, serve(app))
 
 
 def test_a_record_that_is_gone_signs_the_session_out(signed_in: Any) -> None:

@@ -384,3 +384,48 @@ def test_a_malformed_referer_is_ignored(signed_in: Any) -> None:
     response = signed_in.get("/api/data", headers={**SCRIPT, "Referer": "http://[broken"})
     assert response.status_code == 403
     assert response.headers["refresh_url"] == "/oidc/refresh?next=/"
+
+
+def test_exempting_a_nested_blueprint_alone(make_app: Any, fake_provider: Any) -> None:
+    app, oidc = make_app()
+    parent, child = Blueprint("parent", __name__), Blueprint("child", __name__)
+
+    @child.get("/inner")
+    def inner() -> str:
+        return "inner"
+
+    @parent.get("/outer")
+    def outer() -> str:
+        return "outer"
+
+    parent.register_blueprint(child, url_prefix="/child")
+    app.register_blueprint(parent, url_prefix="/parent")
+    oidc.exempt(child)
+    client = app.test_client()
+    login(client, fake_provider)
+    expire_renewal(client)
+    assert client.get("/parent/child/inner", headers=NAVIGATION).text == "inner"
+    assert client.get("/parent/outer", headers=NAVIGATION).status_code == 302
+
+
+def test_an_exemption_made_after_requests_counts(make_app: Any, fake_provider: Any) -> None:
+    app, oidc = make_app()
+    client = app.test_client()
+    login(client, fake_provider)
+    expire_renewal(client)
+    assert client.get("/private", headers=NAVIGATION).status_code == 302
+    oidc.exempt("private")
+    expire_renewal(client)
+    assert client.get("/private", headers=NAVIGATION).text == "hello alice"
+
+
+def test_renewal_failure_signal_says_the_sign_in_ended(
+    app: Any, signed_in: Any, fake_provider: Any
+) -> None:
+    expire_renewal(signed_in)
+    params = fake_provider.authorize(signed_in.get("/private").headers["Location"])
+    del params["code"]
+    failures = []
+    with session_renewal_failed.connected_to(lambda sender, **extra: failures.append(extra), app):
+        signed_in.get("/oidc/callback", query_string={**params, "error": "login_required"})
+    assert [f["ended"] for f in failures] == [True]
