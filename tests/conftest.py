@@ -205,13 +205,13 @@ def example_app(
         monkeypatch.setenv("OIDC_ISSUER", provider.issuer)
         monkeypatch.setenv("OIDC_CLIENT_ID", CLIENT_ID)
         monkeypatch.setenv("OIDC_CLIENT_SECRET", CLIENT_SECRET)
+        monkeypatch.setenv("SESSION_FILE_DIR", str(tmp_path / f"sessions-{port}"))
         for key, value in env.items():
             if key.startswith("OIDC_"):
                 monkeypatch.setenv(key, value)
         import example_app
 
         app = example_app.create_app()
-        app.instance_path = str(tmp_path / "instance")
         return Served(app, serve(app, port), provider)
 
     return start

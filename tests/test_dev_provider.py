@@ -76,6 +76,7 @@ def flask_run(start_provider: Callable[..., Any], tmp_path: Path) -> Iterator[Ca
             "OIDC_CLIENT_ID": CLIENT_ID,
             "OIDC_CLIENT_SECRET": CLIENT_SECRET,
             "OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS": "900",
+            "SESSION_FILE_DIR": str(tmp_path / "sessions"),
         }
         process = subprocess.Popen(
             [sys.executable, "-m", "flask", "--app", "example_app", "run", "--port", str(port)],
