@@ -20,10 +20,11 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from authlib.common.security import generate_token
 
+T = TypeVar("T")
 LOGIN_KEY = "_oidc_login"
 log = logging.getLogger("flask_oidc_refresh")
 RECORD_PREFIX = "oidc-tokens:"
@@ -105,11 +106,15 @@ class SessionLogin:
 
 def current_login(session: Mapping[str, Any]) -> SessionLogin | None:
     """The session's sign-in, or None."""
-    data = session.get(LOGIN_KEY)
+    return _build(SessionLogin, session.get(LOGIN_KEY))
+
+
+def _build(cls: type[T], data: Any) -> T | None:
+    """``cls`` from a stored dict; None when the data is not one (gone, or from another version)."""
     if not isinstance(data, dict):
         return None
     try:
-        return SessionLogin(**data)
+        return cls(**data)
     except TypeError:
         return None
 
@@ -182,14 +187,7 @@ class TokenStore(ABC):
 
 
 def _decode(data: Any) -> Tokens | None:
-    if isinstance(data, bytes | str):
-        data = json.loads(data)
-    if not isinstance(data, dict):
-        return None
-    try:
-        return Tokens(**data)
-    except TypeError:
-        return None
+    return _build(Tokens, json.loads(data) if isinstance(data, bytes | str) else data)
 
 
 #: Lock files of the file cache: keys share a fixed number of them, so they never pile up.
@@ -247,12 +245,8 @@ class CacheLibTokenStore(TokenStore):
     @contextlib.contextmanager
     def lock(self, key: str, wait: float, hold: float) -> Iterator[None]:
         if self.lock_dir is None:
-            if not self._thread_lock.acquire(timeout=wait):
-                raise LockTimeout(key)
-            try:
+            with _thread_locked(self._thread_lock, key, wait):
                 yield
-            finally:
-                self._thread_lock.release()
             return
         os.makedirs(self.lock_dir, mode=0o700, exist_ok=True)
         deadline = time.monotonic() + wait
@@ -369,12 +363,19 @@ class SessionTokenStore(TokenStore):
 
     @contextlib.contextmanager
     def lock(self, key: str, wait: float, hold: float) -> Iterator[None]:
-        if not self._thread_lock.acquire(timeout=wait):
-            raise LockTimeout(key)
-        try:
+        with _thread_locked(self._thread_lock, key, wait):
             yield
-        finally:
-            self._thread_lock.release()
+
+
+@contextlib.contextmanager
+def _thread_locked(lock: threading.Lock, key: str, wait: float) -> Iterator[None]:
+    """Hold ``lock`` (one process only); :class:`LockTimeout` after ``wait`` seconds."""
+    if not lock.acquire(timeout=wait):
+        raise LockTimeout(key)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def token_store_for(session_interface: Any) -> TokenStore:

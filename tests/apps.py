@@ -123,6 +123,19 @@ def expire_renewal(client: FlaskClient, **changes: Any) -> None:
     update_tokens(client, renew_at=time.time() - 1, **changes)
 
 
+def sign_in_over_http(app: Flask, provider: Any, base: str) -> tuple[dict[str, str], FlaskClient]:
+    """Sign in through the app served at ``base``; returns the session cookie, and a test client
+    that shares it (to look into the session and its tokens)."""
+    import requests
+
+    http = requests.Session()
+    location = http.get(f"{base}/oidc/login", allow_redirects=False).headers["Location"]
+    http.get(f"{base}/oidc/callback", params=provider.authorize(location), allow_redirects=False)
+    client = app.test_client()
+    client.set_cookie("session", http.cookies["session"], domain="localhost")
+    return {"session": http.cookies["session"]}, client
+
+
 def check_no_lost_update(app: Flask, provider: Any, base: str) -> None:
     """A request that read the session before a renewal and saves its whole session after it
     must not bring the old tokens back: made deterministic with two events."""
@@ -132,12 +145,7 @@ def check_no_lost_update(app: Flask, provider: Any, base: str) -> None:
     import requests
 
     app.config.update(SLOW_STARTED=threading.Event(), SLOW_GATE=threading.Event())
-    http = requests.Session()
-    location = http.get(f"{base}/oidc/login", allow_redirects=False).headers["Location"]
-    http.get(f"{base}/oidc/callback", params=provider.authorize(location), allow_redirects=False)
-    cookies = {"session": http.cookies["session"]}
-    client = app.test_client()
-    client.set_cookie("session", cookies["session"], domain="localhost")
+    cookies, client = sign_in_over_http(app, provider, base)
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         slow = pool.submit(requests.post, f"{base}/api/slow-note", cookies=cookies, headers=SCRIPT)

@@ -23,6 +23,13 @@ class Deployment:
         self.bases = bases
         self.local = local
 
+    def browser(self) -> requests.Session:
+        """A browser signed in on the first host."""
+        http = requests.Session()
+        page = sign_in(http, f"{self.bases[0]}/profile")
+        assert '<strong id="sub">alice</strong>' in page.text
+        return http
+
     def refreshes(self) -> int:
         events = self.local.provider.events("grant.success")
         return sum(e.get("grant_type") == "refresh_token" for e in events)
@@ -67,9 +74,7 @@ def deploy(
 
 
 def check_one_spend(deployment: Deployment) -> None:
-    http = requests.Session()
-    page = sign_in(http, f"{deployment.bases[0]}/profile")
-    assert '<strong id="sub">alice</strong>' in page.text
+    http = deployment.browser()
     deployment.local.expire_renewal(http)
     assert deployment.burst(http, 50) == [200] * 50
     assert deployment.refreshes() == 1  # exactly one token request reached the provider
@@ -98,8 +103,7 @@ def test_a_session_signed_in_on_one_host_is_known_on_the_other(
     deploy: Callable[..., Deployment], redis_server: Any
 ) -> None:
     deployment = deploy(2, {"SESSION_TYPE": "redis", "REDIS_URL": redis_server.url})
-    http = requests.Session()
-    sign_in(http, f"{deployment.bases[0]}/profile")
+    http = deployment.browser()
     other = http.get(f"{deployment.bases[1]}/api/me", headers=FETCH)
     assert other.json()["user"]["sub"] == "alice"
 
@@ -109,8 +113,7 @@ def test_revoked_refresh_token_falls_back_to_the_browser(
 ) -> None:
     deployment = deploy(1, {"SESSION_TYPE": "redis", "REDIS_URL": redis_server.url})
     base = deployment.bases[0]
-    http = requests.Session()
-    sign_in(http, f"{base}/profile")
+    http = deployment.browser()
     refresh_token = deployment.local.tokens(http).refresh_token
     provider = deployment.local.provider
     revoked = requests.post(
@@ -133,8 +136,7 @@ def test_provider_down_keeps_users_signed_in(
 ) -> None:
     deployment = deploy(1, {"SESSION_TYPE": "redis", "REDIS_URL": redis_server.url})
     base = deployment.bases[0]
-    http = requests.Session()
-    sign_in(http, f"{base}/profile")
+    http = deployment.browser()
     deployment.local.expire_renewal(http)
     deployment.local.provider.stop()
     for _ in range(3):
@@ -149,8 +151,7 @@ def test_redis_stopped_mid_run_is_a_503(
 ) -> None:
     deployment = deploy(1, {"SESSION_TYPE": "redis", "REDIS_URL": redis_server.url})
     base = deployment.bases[0]
-    http = requests.Session()
-    sign_in(http, f"{base}/profile")
+    http = deployment.browser()
     redis_server.stop()
     response = http.get(f"{base}/api/me", headers=FETCH)
     assert response.status_code == 503

@@ -7,7 +7,15 @@ from typing import Any
 
 import pytest
 import requests
-from apps import NAVIGATION, SCRIPT, check_no_lost_update, expire_renewal, login, tokens_of
+from apps import (
+    NAVIGATION,
+    SCRIPT,
+    check_no_lost_update,
+    expire_renewal,
+    login,
+    sign_in_over_http,
+    tokens_of,
+)
 from redis import Redis
 
 
@@ -37,15 +45,8 @@ def test_renewal_uses_a_redis_lock_and_spends_once(
     redis_app: Any, fake_provider: Any, serve: Any
 ) -> None:
     base = serve(redis_app)
-    http = requests.Session()
-    location = http.get(f"{base}/oidc/login", allow_redirects=False).headers["Location"]
-    http.get(
-        f"{base}/oidc/callback", params=fake_provider.authorize(location), allow_redirects=False
-    )
-    client = redis_app.test_client()
-    client.set_cookie("session", http.cookies["session"], domain="localhost")
+    cookies, client = sign_in_over_http(redis_app, fake_provider, base)
     expire_renewal(client)
-    cookies = {"session": http.cookies["session"]}
     with ThreadPoolExecutor(max_workers=16) as pool:
         statuses = list(
             pool.map(

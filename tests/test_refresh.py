@@ -15,6 +15,7 @@ from apps import (
     check_no_lost_update,
     expire_renewal,
     login,
+    sign_in_over_http,
     tokens_of,
     update_tokens,
 )
@@ -209,13 +210,8 @@ def test_concurrent_requests_spend_the_refresh_token_once(
     app: Any, refreshing: Any, serve: Any
 ) -> None:
     base = serve(app)
-    http = requests.Session()
-    location = http.get(f"{base}/oidc/login", allow_redirects=False).headers["Location"]
-    http.get(f"{base}/oidc/callback", params=refreshing.authorize(location), allow_redirects=False)
-    client = app.test_client()
-    client.set_cookie("session", http.cookies["session"], domain="localhost")
+    cookies, client = sign_in_over_http(app, refreshing, base)
     expire_renewal(client)
-    cookies = {"session": http.cookies["session"]}
 
     def call(_: int) -> int:
         return requests.get(f"{base}/api/data", cookies=cookies, headers=SCRIPT).status_code
