@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -81,6 +83,20 @@ def build_app(
         before_init(app)
     oidc.init_app(app)
     return app, oidc
+
+
+@contextlib.contextmanager
+def recorded(signal: Any, app: Flask) -> Iterator[list[dict[str, Any]]]:
+    """What ``signal`` carries while the block runs, for ``app`` (checked on each event rather
+    than through blinker's per-sender bookkeeping, which is keyed by ``id()``)."""
+    events: list[dict[str, Any]] = []
+
+    def receiver(sender: Any, **extra: Any) -> None:
+        assert sender is app
+        events.append(extra)
+
+    with signal.connected_to(receiver):
+        yield events
 
 
 def login(client: FlaskClient, provider: Any, next_url: str = "/private") -> Any:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from apps import SCRIPT, login
+from apps import SCRIPT, login, recorded
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
@@ -42,8 +42,7 @@ def test_a_logout_token_with_sid_ends_every_session_of_that_provider_session(
     first, second, other = sessions
     with first.session_transaction() as session:
         record = session["_oidc_login"]["record"]
-    events = []
-    with provider_logged_out.connected_to(lambda sender, **extra: events.append(extra), app):
+    with recorded(provider_logged_out, app) as events:
         response = post(app.test_client(), fake_provider.make_logout_token(sid="sid-1"))
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"

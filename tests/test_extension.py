@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from apps import NAVIGATION, SCRIPT, login
+from apps import NAVIGATION, SCRIPT, login, recorded
 from flask import abort
 
 from flask_oidc_refresh import user_logged_in, user_logged_out
@@ -55,19 +55,12 @@ def test_on_login_hook_can_refuse_the_user(make_app: Any, fake_provider: Any) ->
 
 
 def test_signals_for_login_and_logout(app: Any, fake_provider: Any) -> None:
-    events = []
-    with (
-        user_logged_in.connected_to(
-            lambda sender, claims: events.append(("in", claims["sub"])), app
-        ),
-        user_logged_out.connected_to(
-            lambda sender, claims: events.append(("out", claims["sub"])), app
-        ),
-    ):
+    with recorded(user_logged_in, app) as ins, recorded(user_logged_out, app) as outs:
         client = app.test_client()
         login(client, fake_provider)
         client.post("/oidc/logout")
-    assert events == [("in", "alice"), ("out", "alice")]
+    assert [e["claims"]["sub"] for e in ins] == ["alice"]
+    assert [e["claims"]["sub"] for e in outs] == ["alice"]
 
 
 def test_test_client_signs_a_user_in_without_a_provider(app: Any) -> None:

@@ -15,6 +15,7 @@ from apps import (
     check_no_lost_update,
     expire_renewal,
     login,
+    recorded,
     sign_in_over_http,
     tokens_of,
     update_tokens,
@@ -50,8 +51,7 @@ def test_due_session_is_renewed_server_side_for_any_request(
 ) -> None:
     before = tokens_of(signed_in)
     expire_renewal(signed_in)
-    renewals = []
-    with session_renewed.connected_to(lambda sender, **extra: renewals.append(extra), app):
+    with recorded(session_renewed, app) as renewals:
         response = signed_in.open(path, method=method, headers=headers)
     assert response.status_code == 200
     after = tokens_of(signed_in)
@@ -130,8 +130,7 @@ def test_a_bad_id_token_in_the_refresh_response_falls_back_to_the_browser(
 def test_invalid_grant_falls_back_to_the_browser(app: Any, signed_in: Any, refreshing: Any) -> None:
     refreshing.refresh_tokens.clear()  # the provider forgot them (revoked, expired)
     expire_renewal(signed_in)
-    failures = []
-    with session_renewal_failed.connected_to(lambda sender, **extra: failures.append(extra), app):
+    with recorded(session_renewal_failed, app) as failures:
         assert signed_in.post("/write", headers=SCRIPT).text == "written"  # POST passes through
     assert "invalid_grant" in failures[0]["reason"]
     assert failures[0]["ended"] is False  # the browser renews instead

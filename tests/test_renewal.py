@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from apps import NAVIGATION, SCRIPT, expire_renewal, login
+from apps import NAVIGATION, SCRIPT, expire_renewal, login, recorded
 from flask import Blueprint
 
 from flask_oidc_refresh import session_renewal_failed, session_renewed
@@ -42,8 +42,7 @@ def test_navigation_past_the_deadline_renews_silently_and_comes_back(
     app: Any, signed_in: Any, fake_provider: Any
 ) -> None:
     expire_renewal(signed_in)
-    renewals = []
-    with session_renewed.connected_to(lambda sender, **extra: renewals.append(extra), app):
+    with recorded(session_renewed, app) as renewals:
         response = signed_in.get("/private?page=3", headers=NAVIGATION)
         assert response.status_code == 302
         params = query(response.headers["Location"])
@@ -188,8 +187,7 @@ def test_failed_silent_renewal_ends_the_sign_in_and_signs_in_again(
     location = signed_in.get("/private?x=1", headers=NAVIGATION).headers["Location"]
     params = fake_provider.authorize(location)
     del params["code"]
-    failures = []
-    with session_renewal_failed.connected_to(lambda sender, **extra: failures.append(extra), app):
+    with recorded(session_renewal_failed, app) as failures:
         response = signed_in.get("/oidc/callback", query_string={**params, "error": error})
     assert response.status_code == 302
     interactive = query(response.headers["Location"])
@@ -425,7 +423,6 @@ def test_renewal_failure_signal_says_the_sign_in_ended(
     expire_renewal(signed_in)
     params = fake_provider.authorize(signed_in.get("/private").headers["Location"])
     del params["code"]
-    failures = []
-    with session_renewal_failed.connected_to(lambda sender, **extra: failures.append(extra), app):
+    with recorded(session_renewal_failed, app) as failures:
         signed_in.get("/oidc/callback", query_string={**params, "error": "login_required"})
     assert [f["ended"] for f in failures] == [True]
