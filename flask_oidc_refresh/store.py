@@ -191,6 +191,8 @@ def _decode(data: Any) -> Tokens | None:
 
 
 #: Lock files of the file cache: keys share a fixed number of them, so they never pile up.
+#: Records and index entries have separate files, since an index entry is locked while its
+#: record's lock is held (a second lock on the same file would wait for itself).
 LOCK_BUCKETS = 256
 
 
@@ -206,7 +208,7 @@ class CacheLibTokenStore(TokenStore):
         path = getattr(cache, "_path", None)
         self.lock_dir = os.path.join(path, "locks") if isinstance(path, str) else None
         self.shared = self.lock_dir is not None
-        self._thread_lock = threading.Lock()
+        self._thread_lock = threading.RLock()  # reentrant: an index entry is locked under a record
 
     def get(self, key: str) -> Tokens | None:
         return _decode(self.cache.get(key))
@@ -251,7 +253,8 @@ class CacheLibTokenStore(TokenStore):
         os.makedirs(self.lock_dir, mode=0o700, exist_ok=True)
         deadline = time.monotonic() + wait
         bucket = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") % LOCK_BUCKETS
-        with open(os.path.join(self.lock_dir, f"{bucket:03d}"), "a") as file:
+        kind = "record" if key.startswith(RECORD_PREFIX) else "index"
+        with open(os.path.join(self.lock_dir, f"{kind}-{bucket:03d}"), "a") as file:
             while True:
                 try:
                     fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -327,7 +330,7 @@ class SessionTokenStore(TokenStore):
     shared = False
 
     def __init__(self) -> None:
-        self._thread_lock = threading.Lock()
+        self._thread_lock = threading.RLock()
 
     def get(self, key: str) -> Tokens | None:
         from flask import session
@@ -368,7 +371,7 @@ class SessionTokenStore(TokenStore):
 
 
 @contextlib.contextmanager
-def _thread_locked(lock: threading.Lock, key: str, wait: float) -> Iterator[None]:
+def _thread_locked(lock: threading.RLock, key: str, wait: float) -> Iterator[None]:
     """Hold ``lock`` (one process only); :class:`LockTimeout` after ``wait`` seconds."""
     if not lock.acquire(timeout=wait):
         raise LockTimeout(key)

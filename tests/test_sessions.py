@@ -101,3 +101,44 @@ def test_lock_files_are_a_fixed_set(app: Flask) -> None:
             with store.lock(f"key-{n}", wait=1, hold=1):
                 pass
         assert len(list(Path(store.lock_dir).iterdir())) <= LOCK_BUCKETS  # type: ignore[attr-defined]
+
+
+def test_an_index_entry_can_be_locked_under_its_records_lock(app: Flask) -> None:
+    """Renewal saves the tokens (record lock held) and lists the session (index lock): even
+    when both keys hash to the same lock bucket, that must not wait for itself."""
+    import hashlib
+
+    from flask_oidc_refresh.state import get_state
+    from flask_oidc_refresh.store import LOCK_BUCKETS, RECORD_PREFIX
+
+    def bucket(key: str) -> int:
+        return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") % LOCK_BUCKETS
+
+    record = RECORD_PREFIX + "r"
+    index = next(
+        f"oidc-sub:{n}" for n in range(100_000) if bucket(f"oidc-sub:{n}") == bucket(record)
+    )
+    with app.app_context():
+        store = get_state().token_store
+        with store.lock(record, wait=1, hold=1):
+            store.index_add(index, "member", 60)  # would raise LockTimeout if it waited for itself
+        assert store.index_pop(index) == ["member"]
+
+
+def test_renewal_on_an_in_memory_cachelib_store_does_not_wait_for_itself(
+    make_app: Any, fake_provider: Any
+) -> None:
+    import time
+
+    from apps import expire_renewal
+    from cachelib import SimpleCache
+
+    fake_provider.issue_refresh_tokens = True
+    app, _ = make_app(SESSION_TYPE="cachelib", SESSION_CACHELIB=SimpleCache())
+    client = app.test_client()
+    login(client, fake_provider)
+    expire_renewal(client)
+    started = time.monotonic()
+    assert client.get("/private").text == "hello alice"
+    assert time.monotonic() - started < 2
+    assert fake_provider.refresh_requests() == 1
