@@ -152,6 +152,25 @@ def sign_in_over_http(app: Flask, provider: Any, base: str) -> tuple[dict[str, s
     return {"session": http.cookies["session"]}, client
 
 
+def check_one_spend(app: Flask, provider: Any, base: str, requests_at_once: int = 40) -> None:
+    """Concurrent requests of one session at its deadline: all succeed, one refresh is spent."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    cookies, client = sign_in_over_http(app, provider, base)
+    expire_renewal(client)
+
+    def call(_: int) -> int:
+        return requests.get(f"{base}/api/data", cookies=cookies, headers=SCRIPT).status_code
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(call, range(requests_at_once)))
+    assert statuses == [200] * requests_at_once
+    assert provider.refresh_requests() == 1
+    assert not provider.used_refresh_tokens & set(provider.refresh_tokens)
+
+
 def check_no_lost_update(app: Flask, provider: Any, base: str) -> None:
     """A request that read the session before a renewal and saves its whole session after it
     must not bring the old tokens back: made deterministic with two events."""

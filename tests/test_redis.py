@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-import requests
 from apps import (
     NAVIGATION,
     SCRIPT,
     check_no_lost_update,
+    check_one_spend,
     expire_renewal,
     login,
-    sign_in_over_http,
     tokens_of,
 )
 from redis import Redis
@@ -44,20 +42,7 @@ def test_sessions_and_token_records_live_in_redis(redis_app: Any, fake_provider:
 def test_renewal_uses_a_redis_lock_and_spends_once(
     redis_app: Any, fake_provider: Any, serve: Any
 ) -> None:
-    base = serve(redis_app)
-    cookies, client = sign_in_over_http(redis_app, fake_provider, base)
-    expire_renewal(client)
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        statuses = list(
-            pool.map(
-                lambda _: (
-                    requests.get(f"{base}/api/data", cookies=cookies, headers=SCRIPT).status_code
-                ),
-                range(32),
-            )
-        )
-    assert statuses == [200] * 32
-    assert fake_provider.refresh_requests() == 1
+    check_one_spend(redis_app, fake_provider, serve(redis_app))
 
 
 def test_redis_down_is_a_503_not_a_500_and_not_a_sign_out(

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import requests
 from apps import (
     NAVIGATION,
     SCRIPT,
     check_no_lost_update,
+    check_one_spend,
     expire_renewal,
     login,
     recorded,
-    sign_in_over_http,
     tokens_of,
     update_tokens,
 )
@@ -208,18 +206,7 @@ def test_access_token_property_is_none_once_expired_without_refresh_token(
 def test_concurrent_requests_spend_the_refresh_token_once(
     app: Any, refreshing: Any, serve: Any
 ) -> None:
-    base = serve(app)
-    cookies, client = sign_in_over_http(app, refreshing, base)
-    expire_renewal(client)
-
-    def call(_: int) -> int:
-        return requests.get(f"{base}/api/data", cookies=cookies, headers=SCRIPT).status_code
-
-    with ThreadPoolExecutor(max_workers=20) as pool:
-        statuses = list(pool.map(call, range(40)))
-    assert statuses == [200] * 40
-    assert refreshing.refresh_requests() == 1
-    assert not refreshing.used_refresh_tokens & set(refreshing.refresh_tokens)
+    check_one_spend(app, refreshing, serve(app))
 
 
 def test_a_request_that_started_before_a_renewal_cannot_write_old_tokens_back(
