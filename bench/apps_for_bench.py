@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
 from cachelib.file import FileSystemCache
 from flask import Flask, session
+from flask.testing import FlaskClient
 from flask_session import Session
 
 from flask_oidc_refresh import OIDC
@@ -81,7 +82,7 @@ def flask_session(store: dict[str, str], refresh_each_request: bool) -> tuple[Fl
     client = app.test_client()
     with client.session_transaction() as data:
         data["user"] = CLAIMS
-    return app, client.get_cookie("session").value
+    return app, session_cookie(client)
 
 
 def signed_in_app(store: dict[str, str] | None = None, instance: Path | None = None) -> Flask:
@@ -104,22 +105,29 @@ def signed_in(store: dict[str, str], instance: Path) -> tuple[Flask, str]:
     app = signed_in_app(store, instance)
     client = app.test_client()
     login_test_user(client, CLAIMS)
-    return app, client.get_cookie("session").value
+    return app, session_cookie(client)
+
+
+def session_cookie(client: FlaskClient) -> str:
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    return cookie.value
 
 
 @contextlib.contextmanager
 def counting() -> Iterator[dict[str, int]]:
     """Count provider calls, JWT decodes and session or token store writes meanwhile."""
+    import requests
     from flask_session.cachelib import CacheLibSessionInterface
     from flask_session.redis import RedisSessionInterface
     from joserfc import jwt
 
-    from flask_oidc_refresh.provider import Provider
-    from flask_oidc_refresh.store import CacheLibTokenStore, RedisTokenStore
+    from flask_oidc_refresh.store.cachelib import CacheLibBackend
+    from flask_oidc_refresh.store.redis import RedisBackend
 
     counts = {"provider calls": 0, "JWT decodes": 0, "store writes": 0}
 
-    def counted(name: str, original: Any) -> Any:
+    def counted(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             counts[name] += 1
             return original(*args, **kwargs)
@@ -127,8 +135,9 @@ def counting() -> Iterator[dict[str, int]]:
         return wrapper
 
     with contextlib.ExitStack() as stack:
+        send = requests.Session.send
         stack.enter_context(
-            mock.patch.object(Provider, "_send", counted("provider calls", Provider._send))
+            mock.patch.object(requests.Session, "send", counted("provider calls", send))
         )
         stack.enter_context(mock.patch.object(jwt, "decode", counted("JWT decodes", jwt.decode)))
         for cls in (CacheLibSessionInterface, RedisSessionInterface):
@@ -137,8 +146,10 @@ def counting() -> Iterator[dict[str, int]]:
                     cls, "_upsert_session", counted("store writes", cls._upsert_session)
                 )
             )
-        for cls in (CacheLibTokenStore, RedisTokenStore):
-            stack.enter_context(mock.patch.object(cls, "put", counted("store writes", cls.put)))
+        for backend in (CacheLibBackend, RedisBackend):
+            stack.enter_context(
+                mock.patch.object(backend, "write", counted("store writes", backend.write))
+            )
         yield counts
 
 

@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
@@ -28,19 +28,25 @@ import apps_for_bench as bench_apps  # noqa: E402
 from flask import Flask  # noqa: E402
 from werkzeug.test import EnvironBuilder  # noqa: E402
 
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
+
 ROUNDS = 15
 CALLS = 1000
 
 
 def wsgi_call(app: Flask, cookie: str | None, *, unchanged: bool = False) -> Callable[[], None]:
     """One GET of ``/json``, made straight through WSGI; ``unchanged``: fail on ``Set-Cookie``."""
-    headers = {"Cookie": f"session={cookie}"} if cookie else {}
+    headers = [("Cookie", f"session={cookie}")] if cookie else []
     environ = EnvironBuilder(path="/json", headers=headers).get_environ()
 
-    def start_response(status: str, response_headers: Any, exc_info: Any = None) -> None:
+    def start_response(
+        status: str, response_headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+    ) -> Callable[[bytes], object]:
         assert status.startswith("200"), status
         if unchanged and any(name == "Set-Cookie" for name, _ in response_headers):
             raise AssertionError("a request that changed nothing sent Set-Cookie")
+        return lambda data: None  # WSGI's write(), which Flask never calls
 
     def one() -> None:
         body = app(dict(environ), start_response)
@@ -104,9 +110,11 @@ def load(url: str, cookie: str | None, seconds: int = 5) -> float:
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
+    host = parts.hostname
+    assert host is not None, url
 
     def worker(_: int) -> int:
-        connection = http.client.HTTPConnection(parts.hostname, parts.port)
+        connection = http.client.HTTPConnection(host, parts.port)
         done, end = 0, time.monotonic() + seconds
         while time.monotonic() < end:
             connection.request(
@@ -135,21 +143,22 @@ def over_http(work: Path) -> dict[str, float]:
         ("Flask-OIDC-Refresh signed in, file cache", "apps_for_bench:signed_in_app()", ours_cookie),
     ]
     env = {"PYTHONPATH": str(ROOT / "bench"), "SESSION_FILE_DIR": store}
-    servers = {}
+    servers: list[subprocess.Popen[str]] = []
+    targets: dict[str, tuple[str, str | None]] = {}
     try:
         for label, factory, cookie in apps:
             port = free_port()
-            servers[label] = launch_gunicorn(port, env, app=factory, workers=2, threads=4)
+            servers.append(launch_gunicorn(port, env, app=factory, workers=2, threads=4))
             url = f"http://127.0.0.1:{port}/json"
             _wait_for(url, cookie)
             load(url, cookie, seconds=1)
-            servers[label].url, servers[label].cookie = url, cookie  # type: ignore[attr-defined]
+            targets[label] = (url, cookie)
         samples: dict[str, list[float]] = {label: [] for label, _, _ in apps}
         for _ in range(3):
-            for label, server in servers.items():
-                samples[label].append(load(server.url, server.cookie, seconds=3))  # type: ignore[attr-defined]
+            for label, (url, cookie) in targets.items():
+                samples[label].append(load(url, cookie, seconds=3))
     finally:
-        for server in servers.values():
+        for server in servers:
             stop(server)
     return {label: statistics.median(values) for label, values in samples.items()}
 

@@ -17,7 +17,9 @@ from conftest import (
     launch_provider,
     stop,
 )
-from signin import sign_in
+from provider_forms import sign_in
+
+from flask_oidc_refresh.testing import pass_renewal_deadline
 
 FETCH = {"Accept": "*/*", "Sec-Fetch-Mode": "cors"}
 
@@ -43,7 +45,7 @@ def burst_at_deadline(store: dict[str, str], count: int, hosts: int = 1) -> int:
             bases = [f"http://127.0.0.1:{port}" for port in ports]
             http = requests.Session()
             sign_in(http, f"{bases[0]}/profile")
-            local.expire_renewal(http)
+            pass_renewal_deadline(local.client(http))
             cookies = {"session": http.cookies["session"]}
 
             def call(n: int) -> int:

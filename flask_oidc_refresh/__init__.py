@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from .config import ConfigError
-from .errors import CrossSiteRequest, LoginError, LoginRequired, OIDCError, ProviderUnavailable
+from .errors import (
+    CrossSiteRequest,
+    LoginError,
+    LoginRequired,
+    OIDCError,
+    ProviderUnavailable,
+    RenewalUnavailable,
+    SessionStoreUnavailable,
+)
 from .extension import OIDC
-from .renewal import RenewalUnavailable
-from .sessions import SessionStoreUnavailable
 from .signals import (
     provider_logged_out,
     session_renewal_failed,

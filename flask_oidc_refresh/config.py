@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 #: Every key the extension reads, with its default. ``init_app`` applies these with
@@ -78,35 +78,88 @@ def is_local_path(target: str) -> bool:
     return not parts.scheme and not parts.netloc
 
 
+class Options(TypedDict, total=False):
+    """Keyword options of ``OIDC(...)``: ``OIDC_*`` settings without the prefix, in lower case
+    (listed here alphabetically)."""
+
+    allow_insecure_http: bool
+    authorization_endpoint: str
+    client_auth_method: str
+    client_id: str
+    client_secret: str
+    clock_skew_seconds: int
+    discovery_cache_seconds: int
+    end_session_endpoint: str
+    exempt_urls: Sequence[str | re.Pattern[str]]
+    fetch_userinfo: bool
+    http_timeout_seconds: float
+    id_token_algorithms: Sequence[str]
+    issuer: str
+    jwks_refetch_interval_seconds: int
+    jwks_uri: str
+    login_redirect_url: str
+    login_redirect_url_failure: str
+    logout_redirect_url: str
+    max_states: int
+    redirect_uri: str
+    refresh_retry_seconds: int
+    renew_id_token_expiry_seconds: int
+    revocation_endpoint: str
+    scopes: Sequence[str]
+    session_touch_fraction: float
+    state_lifetime_seconds: int
+    token_endpoint: str
+    url_prefix: str
+    use_refresh_tokens: bool
+    userinfo_endpoint: str
+
+
+def config_keys(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``OIDC(...)`` options as config keys; an unknown option is a :class:`TypeError`."""
+    keys = {f"OIDC_{name.upper()}": value for name, value in options.items()}
+    unknown = set(keys) - set(DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown OIDC options: {', '.join(sorted(unknown))}")
+    return keys
+
+
 class ConfigError(RuntimeError):
     """A missing or invalid ``OIDC_*`` setting; the message names the key."""
 
 
 @dataclass(frozen=True)
 class Settings:
-    """The ``OIDC_*`` settings of one app, checked and converted to their types."""
+    """The ``OIDC_*`` settings of one app, checked and converted to their types.
+
+    Each field is its config key without the prefix, in lower case.
+    """
 
     issuer: str
     client_id: str
-    client_secret: str | None
+    client_secret: str
     client_auth_method: str
     scopes: tuple[str, ...]
     url_prefix: str
     redirect_uri: str | None
-    endpoints: Mapping[str, str]
+    authorization_endpoint: str | None
+    token_endpoint: str | None
+    jwks_uri: str | None
+    userinfo_endpoint: str | None
+    end_session_endpoint: str | None
+    revocation_endpoint: str | None
     id_token_algorithms: tuple[str, ...] | None
     fetch_userinfo: bool
     max_states: int
-    state_lifetime: int
-    http_timeout: float
+    state_lifetime_seconds: int
+    http_timeout_seconds: float
     discovery_cache_seconds: int
-    jwks_refetch_interval: int
-    clock_skew: int
+    jwks_refetch_interval_seconds: int
+    clock_skew_seconds: int
     allow_insecure_http: bool
     login_redirect_url: str
     logout_redirect_url: str
-    login_failure_url: str | None
-    renew_after: int
+    login_redirect_url_failure: str | None
+    renew_id_token_expiry_seconds: int
     exempt_urls: tuple[str | re.Pattern[str], ...]
     use_refresh_tokens: bool | None
     refresh_retry_seconds: int
@@ -119,12 +172,9 @@ class Settings:
         issuer = _optional_str(config, "OIDC_ISSUER")
         if issuer is not None:
             check_url(issuer, "OIDC_ISSUER", allow_http)
-        endpoints = {}
-        for name, key in ENDPOINT_KEYS.items():
-            url = _optional_str(config, key)
-            if url is not None:
-                check_url(url, key, allow_http)
-                endpoints[name] = url
+        endpoints = {
+            name: _endpoint(config, key, allow_http) for name, key in ENDPOINT_KEYS.items()
+        }
         if issuer is None:
             raise ConfigError(
                 "OIDC_ISSUER is not set: set it to the provider's issuer URL (its discovery "
@@ -160,22 +210,26 @@ class Settings:
             client_secret=client_secret,
             client_auth_method=auth_method,
             scopes=tuple(scopes),
-            url_prefix=prefix.rstrip("/"),
+            url_prefix=prefix,
             redirect_uri=_optional_str(config, "OIDC_REDIRECT_URI"),
-            endpoints=endpoints,
+            **endpoints,
             id_token_algorithms=None if algorithms is None else tuple(algorithms),
             fetch_userinfo=_bool(config, "OIDC_FETCH_USERINFO"),
             max_states=_int(config, "OIDC_MAX_STATES", minimum=1),
-            state_lifetime=_int(config, "OIDC_STATE_LIFETIME_SECONDS", minimum=1),
-            http_timeout=_float(config, "OIDC_HTTP_TIMEOUT_SECONDS"),
+            state_lifetime_seconds=_int(config, "OIDC_STATE_LIFETIME_SECONDS", minimum=1),
+            http_timeout_seconds=_float(config, "OIDC_HTTP_TIMEOUT_SECONDS"),
             discovery_cache_seconds=_int(config, "OIDC_DISCOVERY_CACHE_SECONDS", minimum=0),
-            jwks_refetch_interval=_int(config, "OIDC_JWKS_REFETCH_INTERVAL_SECONDS", minimum=0),
-            clock_skew=_int(config, "OIDC_CLOCK_SKEW_SECONDS", minimum=0),
+            jwks_refetch_interval_seconds=_int(
+                config, "OIDC_JWKS_REFETCH_INTERVAL_SECONDS", minimum=0
+            ),
+            clock_skew_seconds=_int(config, "OIDC_CLOCK_SKEW_SECONDS", minimum=0),
             allow_insecure_http=allow_http,
             login_redirect_url=_local_path(config, "OIDC_LOGIN_REDIRECT_URL"),
             logout_redirect_url=_local_path(config, "OIDC_LOGOUT_REDIRECT_URL"),
-            login_failure_url=_optional_str(config, "OIDC_LOGIN_REDIRECT_URL_FAILURE"),
-            renew_after=_int(config, "OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS", minimum=1),
+            login_redirect_url_failure=_optional_str(config, "OIDC_LOGIN_REDIRECT_URL_FAILURE"),
+            renew_id_token_expiry_seconds=_int(
+                config, "OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS", minimum=1
+            ),
             exempt_urls=_exempt_urls(config),
             use_refresh_tokens=None
             if config.get("OIDC_USE_REFRESH_TOKENS") in (None, "")
@@ -183,6 +237,22 @@ class Settings:
             refresh_retry_seconds=_int(config, "OIDC_REFRESH_RETRY_SECONDS", minimum=1),
             session_touch_fraction=_float(config, "OIDC_SESSION_TOUCH_FRACTION", allow_zero=True),
         )
+
+    def as_config(self) -> dict[str, Any]:
+        """The settings as ``OIDC_*`` keys, with the values in effect."""
+        config = {}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            config[f"OIDC_{field.name.upper()}"] = (
+                list(value) if isinstance(value, tuple) else value
+            )
+        return config
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        """The endpoints set explicitly, by their discovery names."""
+        configured = {name: getattr(self, name) for name in ENDPOINT_KEYS}
+        return {name: url for name, url in configured.items() if url is not None}
 
 
 def is_loopback(url: str) -> bool:
@@ -217,6 +287,13 @@ def _str(config: Mapping[str, Any], key: str) -> str:
     if value is None:
         raise ConfigError(f"{key} must not be empty.")
     return value
+
+
+def _endpoint(config: Mapping[str, Any], key: str, allow_http: bool) -> str | None:
+    url = _optional_str(config, key)
+    if url is not None:
+        check_url(url, key, allow_http)
+    return url
 
 
 def _local_path(config: Mapping[str, Any], key: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import json, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from .navigation import is_script_request
 
@@ -59,3 +59,17 @@ class ProviderUnavailable(OIDCError):
 
     code = 502
     error = "provider_unavailable"
+
+
+class RenewalUnavailable(OIDCError, ServiceUnavailable):
+    """The session is due and could not be renewed now; nothing was lost, try again (503)."""
+
+    code = 503
+    error = "renewal_unavailable"
+
+
+class SessionStoreUnavailable(OIDCError):
+    """The session store (Redis) cannot be reached; nobody was signed out (503)."""
+
+    code = 503
+    error = "session_store_unavailable"

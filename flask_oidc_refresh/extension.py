@@ -5,41 +5,26 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import time
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, Unpack, overload
 
-from flask import (
-    Blueprint,
-    Flask,
-    Response,
-    current_app,
-    redirect,
-    request,
-    session,
-    url_for,
-)
+from flask import Blueprint, Flask, Response, current_app, redirect, request, session, url_for
 from markupsafe import Markup
 
-from .config import DEFAULTS, Settings
+from . import clock, signin
+from .config import DEFAULTS, Options, Settings, config_keys
 from .errors import LoginRequired, ProviderUnavailable
-from .login import load_tokens, sign_out
+from .exemptions import Exemptions
 from .navigation import is_script_request
 from .provider import Provider, ProviderError
-from .renewal import (
-    Outcome,
-    exempt_by_config,
-    make_renewal_hook,
-    renew_server_side,
-)
+from .relying_party import LoginHandler, RelyingParty, relying_party
+from .renewal import renew_if_due
 from .sessions import answer_store_outages, ensure_server_side_sessions, slide_session_lifetime
-from .state import LoginHandler, OIDCState, get_state
-from .store import LOGIN_KEY, current_login
+from .token_refresh import Outcome, refresh
 from .views import make_blueprint
 
 F = TypeVar("F", bound=Callable[..., Any])
-log = logging.getLogger("flask_oidc_refresh")
-EXEMPT_ATTRIBUTE = "_oidc_exempt"
+log = logging.getLogger(__name__)
 
 
 class OIDC:
@@ -50,31 +35,34 @@ class OIDC:
     take precedence over ``app.config``.
     """
 
-    def __init__(self, app: Flask | None = None, **options: Any) -> None:
-        unknown = {f"OIDC_{name.upper()}" for name in options} - set(DEFAULTS)
-        if unknown:
-            raise TypeError(f"unknown OIDC options: {', '.join(sorted(unknown))}")
-        self._options = {f"OIDC_{name.upper()}": value for name, value in options.items()}
+    def __init__(self, app: Flask | None = None, **options: Unpack[Options]) -> None:
+        self._options = config_keys(options)
         self._login_handlers: list[LoginHandler] = []
-        self._exempt_blueprints: set[str] = {"oidc"}
-        self._exempt_endpoints: set[str] = set()
-        self._exempt_version = 0  # per-endpoint decisions are cached until the next exempt()
+        self._exemptions = Exemptions()
         if app is not None:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        """Register on ``app``: settings, sessions, blueprint, hooks and template helper."""
+        """Register on ``app``: settings, sessions, blueprint, hooks and template helpers.
+
+        After it, ``app.config`` shows every ``OIDC_*`` setting as it is in effect.
+        """
         if "oidc" in app.extensions:
             raise RuntimeError("The OIDC extension is already registered on this app.")
         for key, default in DEFAULTS.items():
             app.config.setdefault(key, default)
-        settings = Settings.from_config({**app.config, **self._options})
+        app.config.update(self._options)
+        settings = Settings.from_config(app.config)
+        app.config.update(settings.as_config())
         ensure_server_side_sessions(app)
         answer_store_outages(app)
         if settings.session_touch_fraction > 0:
             slide_session_lifetime(app, settings.session_touch_fraction)
-        app.extensions["oidc"] = OIDCState(
-            settings=settings, provider=Provider(settings), login_handlers=self._login_handlers
+        app.extensions["oidc"] = RelyingParty(
+            settings=settings,
+            provider=Provider(settings),
+            exemptions=self._exemptions,
+            login_handlers=self._login_handlers,
         )
         blueprint = make_blueprint(settings.url_prefix)
         app.register_blueprint(blueprint)
@@ -82,18 +70,16 @@ class OIDC:
         if csrf is not None and hasattr(csrf, "exempt"):
             csrf.exempt(blueprint)  # logout checks the origin itself; the provider posts logouts
         app.register_error_handler(ProviderError, _provider_unavailable)
-        app.before_request(make_renewal_hook(self._is_exempt))
+        app.before_request(renew_if_due)
         app.add_template_global(oidc_refresh_script)
         app.add_template_global(oidc_logout_form)
 
     @property
     def user(self) -> dict[str, Any] | None:
         """The signed-in user's claims, or None."""
-        login = session.get(LOGIN_KEY)
-        if login is None:
-            get_state()  # a clear error when init_app was forgotten
-            return None
-        claims: dict[str, Any] = login["claims"]
+        claims = signin.claims(session)
+        if claims is None:
+            relying_party()  # a clear error when init_app was forgotten
         return claims
 
     @property
@@ -103,24 +89,25 @@ class OIDC:
         Renewed with the refresh token first when it is about to expire; None when there is no
         signed-in user or the token has expired and cannot be renewed here.
         """
-        state = get_state()
-        login = current_login(session)
-        if login is None:
+        party = relying_party()
+        sign_in = signin.current(session)
+        if sign_in is None:
             return None
-        if renew_server_side(state, login, need_access_token=True) is Outcome.GONE:
-            sign_out()
+        store = party.token_store
+        if refresh(party, session, sign_in, need_access_token=True) is Outcome.GONE:
+            signin.end(session, store)
             return None
-        tokens = load_tokens(login)
-        if tokens is None or not tokens.access_token_valid(time.time()):
+        tokens = signin.load_tokens(store, sign_in)
+        if tokens is None or not tokens.access_token_valid(clock.now()):
             return None
         return tokens.access_token
 
     @property
     def renewal_deadline(self) -> float | None:
         """When the signed-in user's session is next renewed (a Unix time), or None."""
-        get_state()
-        login = current_login(session)
-        return login.renew_at if login else None
+        relying_party()
+        sign_in = signin.current(session)
+        return sign_in.renew_at if sign_in else None
 
     def login_required(self, view: F) -> F:
         """Let only signed-in users in: a page load goes to sign-in and comes back, a script
@@ -130,13 +117,13 @@ class OIDC:
 
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if LOGIN_KEY in session:
+            if signin.is_signed_in(session):
                 return (
                     current_app.ensure_sync(view)(*args, **kwargs)
                     if is_async
                     else view(*args, **kwargs)
                 )
-            get_state()
+            relying_party()
             if is_script_request(request):
                 raise LoginRequired("Sign-in required.")
             return redirect(url_for("oidc.login", next=request.full_path.rstrip("?")))
@@ -159,46 +146,8 @@ class OIDC:
     def exempt(self, view: F | Blueprint | str) -> F | Blueprint | str:
         """Exempt from session renewal: a view function (as a decorator, in any order with the
         route and ``login_required``), an endpoint name, or a blueprint with its children."""
-        if isinstance(view, Blueprint):
-            self._exempt_blueprints.add(view.name)
-        elif isinstance(view, str):
-            self._exempt_endpoints.add(view)
-        else:
-            setattr(view, EXEMPT_ATTRIBUTE, True)
-        self._exempt_version += 1
+        self._exemptions.add(view)
         return view
-
-    def _is_exempt(self, state: OIDCState) -> bool:
-        """Whether the current request skips renewal; decided once per endpoint, then cached."""
-        endpoint = request.endpoint or ""
-        if state.exempt_version != self._exempt_version:
-            state.exempt_endpoints.clear()
-            state.exempt_version = self._exempt_version
-        exempt = state.exempt_endpoints.get(endpoint)
-        if exempt is None:
-            view = current_app.view_functions.get(endpoint)
-            exempt = (
-                endpoint == "static"
-                or endpoint.endswith(".static")
-                or endpoint in self._exempt_endpoints
-                # nested blueprints are named "parent.child"
-                or any(
-                    name.rpartition(".")[2] in self._exempt_blueprints
-                    for name in request.blueprints
-                )
-                or _marked_exempt(view)
-            )
-            state.exempt_endpoints[endpoint] = exempt
-        return exempt or exempt_by_config(state)
-
-
-def _marked_exempt(view: Any) -> bool:
-    """Whether ``view``, or a function it wraps, was decorated with ``exempt``."""
-    while view is not None:
-        if getattr(view, EXEMPT_ATTRIBUTE, False):
-            return True
-        view = getattr(view, "__wrapped__", None)
-    return False
 
 
 def oidc_refresh_script(

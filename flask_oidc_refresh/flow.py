@@ -1,8 +1,8 @@
-"""Authorization requests: state, nonce and PKCE, and the pending logins of every open tab."""
+"""Authorization requests: ``state``, ``nonce`` and PKCE, the pending authorizations of every
+open tab, and the code exchange that completes one."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import MutableMapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -11,17 +11,18 @@ from authlib.common.security import generate_token
 from flask import redirect, session, url_for
 from werkzeug.wrappers import Response
 
+from . import clock
 from .navigation import safe_next
 from .provider import Provider
-from .state import get_state
-from .tokens import TokenError, validate_id_token
+from .relying_party import RelyingParty
+from .tokens import TokenError
 
 PENDING_KEY = "_oidc_pending"
 
 
 @dataclass(frozen=True)
-class PendingLogin:
-    """One authorization request on its way: what its callback must match, and where to go next."""
+class PendingAuthorization:
+    """One authorization request on its way: what its callback must match, where to go next."""
 
     state: str
     nonce: str
@@ -32,8 +33,10 @@ class PendingLogin:
     expires: float
 
     @classmethod
-    def new(cls, redirect_uri: str, next_url: str, silent: bool, lifetime: int) -> PendingLogin:
-        """A fresh pending login with random state, nonce and PKCE verifier."""
+    def new(
+        cls, redirect_uri: str, next_url: str, silent: bool, lifetime: int
+    ) -> PendingAuthorization:
+        """A fresh one with random ``state``, ``nonce`` and PKCE verifier."""
         return cls(
             state=generate_token(32),
             nonce=generate_token(32),
@@ -41,58 +44,58 @@ class PendingLogin:
             redirect_uri=redirect_uri,
             next_url=next_url,
             silent=silent,
-            expires=time.time() + lifetime,
+            expires=clock.now() + lifetime,
         )
 
 
-def start_login(next_url: str, *, silent: bool) -> Response:
-    """Redirect to the provider for a new login (``silent``: with ``prompt=none``)."""
-    state = get_state()
-    settings = state.settings
-    pending = PendingLogin.new(
+def start(party: RelyingParty, next_url: str, *, silent: bool) -> Response:
+    """Redirect to the provider for a new authorization (``silent``: with ``prompt=none``)."""
+    settings = party.settings
+    pending = PendingAuthorization.new(
         redirect_uri=settings.redirect_uri or url_for("oidc.callback", _external=True),
         next_url=safe_next(next_url, settings.login_redirect_url),
         silent=silent,
-        lifetime=settings.state_lifetime,
+        lifetime=settings.state_lifetime_seconds,
     )
-    url = authorization_url(state.provider, pending)
-    remember(session, pending, settings.max_states)
+    url = authorization_url(party.provider, pending)
+    _keep(session, pending, settings.max_states)
     return redirect(url)
 
 
-def remember(data: MutableMapping[str, Any], pending: PendingLogin, max_states: int) -> None:
+def _keep(data: MutableMapping[str, Any], pending: PendingAuthorization, max_states: int) -> None:
     """Keep ``pending`` in the session beside the others, dropping expired and the oldest ones."""
-    now = time.time()
-    logins = {
+    now = clock.now()
+    waiting = {
         state: fields
         for state, fields in data.get(PENDING_KEY, {}).items()
         if fields.get("expires", 0) > now
     }
-    logins[pending.state] = {k: v for k, v in asdict(pending).items() if k != "state"}
-    while len(logins) > max_states:
-        del logins[next(iter(logins))]
-    data[PENDING_KEY] = logins
+    waiting[pending.state] = {k: v for k, v in asdict(pending).items() if k != "state"}
+    while len(waiting) > max_states:
+        del waiting[next(iter(waiting))]
+    data[PENDING_KEY] = waiting
 
 
-def take(data: MutableMapping[str, Any], state: str) -> PendingLogin | None:
-    """Remove and return the pending login of ``state``; None when unknown, used or expired."""
-    logins = data.get(PENDING_KEY)
-    if not state or not logins or state not in logins:
+def take(data: MutableMapping[str, Any], state: str) -> PendingAuthorization | None:
+    """Remove and return the pending authorization of ``state``; None when unknown, used or
+    expired."""
+    waiting = data.get(PENDING_KEY)
+    if not state or not waiting or state not in waiting:
         return None
-    logins = dict(logins)
-    fields = logins.pop(state)
-    if logins:
-        data[PENDING_KEY] = logins
+    waiting = dict(waiting)
+    fields = waiting.pop(state)
+    if waiting:
+        data[PENDING_KEY] = waiting
     else:
         del data[PENDING_KEY]
     try:
-        pending = PendingLogin(state=state, **fields)
+        pending = PendingAuthorization(state=state, **fields)
     except TypeError:
         return None
-    return pending if pending.expires > time.time() else None
+    return pending if pending.expires > clock.now() else None
 
 
-def authorization_url(provider: Provider, pending: PendingLogin) -> str:
+def authorization_url(provider: Provider, pending: PendingAuthorization) -> str:
     """The provider URL that starts ``pending``: code flow, PKCE S256, state and nonce."""
     extra = {"prompt": "none"} if pending.silent else {}
     with provider.client() as client:
@@ -107,15 +110,14 @@ def authorization_url(provider: Provider, pending: PendingLogin) -> str:
     return str(url)
 
 
-def finish(
-    provider: Provider, pending: PendingLogin, code: str
+def exchange(
+    provider: Provider, pending: PendingAuthorization, code: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Exchange ``code`` for tokens and check them; returns the token response and the claims.
 
     The claims are the ID token's, completed by userinfo when configured; userinfo must be
     about the same ``sub``.
     """
-    settings = provider.settings
     token = provider.token_request(
         grant_type="authorization_code",
         code=code,
@@ -125,18 +127,11 @@ def finish(
     id_token = token.get("id_token")
     if not isinstance(id_token, str):
         raise TokenError("the token response has no ID token")
-    claims = validate_id_token(
-        id_token,
-        key=provider.signing_key,
-        algorithms=provider.id_token_algorithms,
-        issuer=provider.settings.issuer,
-        client_id=settings.client_id,
-        nonce=pending.nonce,
-        access_token=token["access_token"],
-        leeway=settings.clock_skew,
+    claims = provider.validate_id_token(
+        id_token, nonce=pending.nonce, access_token=token["access_token"]
     )
     userinfo_endpoint = provider.endpoint("userinfo_endpoint")
-    if settings.fetch_userinfo and userinfo_endpoint:
+    if provider.settings.fetch_userinfo and userinfo_endpoint:
         userinfo = provider.get_json(
             userinfo_endpoint, headers={"Authorization": f"Bearer {token['access_token']}"}
         )

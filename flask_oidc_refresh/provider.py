@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,9 +13,11 @@ from authlib.integrations.requests_client import OAuth2Session
 from joserfc.errors import JoseError
 from joserfc.jwk import GuestProtocol, Key, KeySet, OctKey
 
+from . import clock
 from .config import ASYMMETRIC_ALGORITHMS, ENDPOINT_KEYS, REQUIRED_ENDPOINTS, Settings, check_url
+from .tokens import validate_id_token, validate_logout_token
 
-log = logging.getLogger("flask_oidc_refresh")
+log = logging.getLogger(__name__)
 
 
 class ProviderError(Exception):
@@ -49,21 +50,6 @@ class Provider:
         self._keys: KeySet | None = None
         self._keys_fetched = 0.0
 
-    def get(self, url: str, **kwargs: Any) -> requests.Response:
-        """GET with the configured timeout; network failures become :class:`ProviderError`."""
-        return self._send("GET", url, **kwargs)
-
-    def post(self, url: str, **kwargs: Any) -> requests.Response:
-        """POST with the configured timeout; network failures become :class:`ProviderError`."""
-        return self._send("POST", url, **kwargs)
-
-    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", self.settings.http_timeout)
-        try:
-            return self.http.request(method, url, **kwargs)
-        except requests.RequestException as exc:
-            raise ProviderError(f"{method} {url} failed: {exc.__class__.__name__}") from exc
-
     def client(self) -> OAuth2Session:
         """An Authlib OAuth 2 client for this app: client authentication, PKCE S256, timeouts."""
         settings = self.settings
@@ -74,7 +60,7 @@ class Provider:
             revocation_endpoint_auth_method=settings.client_auth_method,
             scope=" ".join(settings.scopes),
             code_challenge_method="S256",
-            default_timeout=settings.http_timeout,
+            default_timeout=settings.http_timeout_seconds,
         )
 
     def token_request(self, **params: Any) -> dict[str, Any]:
@@ -115,8 +101,13 @@ class Provider:
             )
 
     def get_json(self, url: str, **kwargs: Any) -> dict[str, Any]:
-        """GET a JSON object; anything else is a :class:`ProviderError`."""
-        response = self.get(url, **kwargs)
+        """GET a JSON object, with the configured timeout; anything else (a network failure
+        included) is a :class:`ProviderError`."""
+        kwargs.setdefault("timeout", self.settings.http_timeout_seconds)
+        try:
+            response = self.http.get(url, **kwargs)
+        except requests.RequestException as exc:
+            raise ProviderError(f"GET {url} failed: {exc.__class__.__name__}") from exc
         if response.status_code != 200:
             raise ProviderError(f"GET {url} answered {response.status_code}")
         try:
@@ -130,12 +121,12 @@ class Provider:
     @property
     def metadata(self) -> Mapping[str, Any]:
         """The discovery document, with explicitly configured endpoints taking precedence."""
-        if self._metadata is None or time.monotonic() >= self._metadata_expires:
+        if self._metadata is None or clock.monotonic() >= self._metadata_expires:
             with self._lock:
-                if self._metadata is None or time.monotonic() >= self._metadata_expires:
+                if self._metadata is None or clock.monotonic() >= self._metadata_expires:
                     self._metadata = self._load_metadata()
                     self._metadata_expires = (
-                        time.monotonic() + self.settings.discovery_cache_seconds
+                        clock.monotonic() + self.settings.discovery_cache_seconds
                     )
         return self._metadata
 
@@ -198,11 +189,35 @@ class Provider:
             keys = self._key_set(refresh=True)
             return keys.get_by_kid(kid, {"alg": alg} if alg else None)
 
+    def validate_id_token(
+        self, id_token: str, *, nonce: str | None, access_token: str | None
+    ) -> dict[str, Any]:
+        """An ID token of this provider for this client, checked; its claims."""
+        return validate_id_token(
+            id_token, nonce=nonce, access_token=access_token, **self._expectations()
+        )
+
+    def validate_logout_token(self, logout_token: str) -> dict[str, Any]:
+        """A back-channel logout token of this provider for this client, checked; its claims."""
+        return validate_logout_token(logout_token, **self._expectations())
+
+    def _expectations(self) -> dict[str, Any]:
+        """What every token of this provider for this client is checked against."""
+        return {
+            "key": self.signing_key,
+            "algorithms": self.id_token_algorithms,
+            "issuer": self.settings.issuer,
+            "client_id": self.settings.client_id,
+            "leeway": self.settings.clock_skew_seconds,
+            "now": clock.now(),
+        }
+
     def _key_set(self, refresh: bool) -> KeySet:
         with self._lock:
-            due = time.monotonic() - self._keys_fetched >= self.settings.jwks_refetch_interval
+            interval = self.settings.jwks_refetch_interval_seconds
+            due = clock.monotonic() - self._keys_fetched >= interval
             if self._keys is None or (refresh and due):
-                self._keys_fetched = time.monotonic()  # failed attempts count too
+                self._keys_fetched = clock.monotonic()  # failed attempts count too
                 jwks_uri = self.metadata["jwks_uri"]
                 try:
                     self._keys = KeySet.import_key_set(self.get_json(jwks_uri))  # type: ignore[arg-type]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from typing import Any
 
 from cachelib.file import FileSystemCache
@@ -14,20 +13,14 @@ from flask.sessions import SessionMixin
 from flask_session import Session
 from flask_session.base import ServerSideSessionInterface
 
-from .errors import OIDCError
+from . import clock
+from .errors import SessionStoreUnavailable
 
 TOUCHED_KEY = "_oidc_touched"
 #: Entries the embedded store keeps before it removes expired ones (then the oldest), so that
 #: nobody can fill the disk with sign-in attempts.
 FILE_THRESHOLD = 100_000
-log = logging.getLogger("flask_oidc_refresh")
-
-
-class SessionStoreUnavailable(OIDCError):
-    """The session store (Redis) cannot be reached; nobody was signed out (503)."""
-
-    code = 503
-    error = "session_store_unavailable"
+log = logging.getLogger(__name__)
 
 
 def ensure_server_side_sessions(app: Flask) -> None:
@@ -62,7 +55,7 @@ def slide_session_lifetime(app: Flask, fraction: float) -> None:
     def touch_session(response: Response) -> Response:
         current = session._get_current_object()  # type: ignore[attr-defined]
         if current and current.permanent:
-            now = time.time()
+            now = clock.now()
             if current.modified or now - current.get(TOUCHED_KEY, 0) >= interval:
                 current[TOUCHED_KEY] = now
         return response

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from blinker import Namespace
+from typing import Any
+
+from blinker import Namespace, Signal
+from flask import current_app
 
 _signals = Namespace()
 
@@ -19,3 +22,8 @@ session_renewed = _signals.signal("oidc-session-renewed")
 #: A renewal attempt failed; ``claims``, ``reason`` and ``ended``: True when the sign-in was
 #: ended, False when it goes on (the browser renews instead, or the provider is retried later).
 session_renewal_failed = _signals.signal("oidc-session-renewal-failed")
+
+
+def send(signal: Signal, **data: Any) -> None:
+    """Send ``signal`` with the current app as sender."""
+    signal.send(current_app._get_current_object(), **data)  # type: ignore[attr-defined]

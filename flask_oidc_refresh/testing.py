@@ -1,19 +1,21 @@
-"""Sign a user in on Flask's test client, without a provider.
+"""Test helpers: sign a user in on Flask's test client without a provider, and move a signed-in
+session past its renewal deadline.
 
 Use ``app.test_client_class = OIDCTestClient`` and ``app.test_client(user={"sub": "alice"})``,
-or :func:`login_test_user` on any test client.
+or :func:`login_test_user` on any test client; then :func:`pass_renewal_deadline` to see what
+the app does when the session is due for renewal.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from flask.testing import FlaskClient
 
+from . import clock, signin
+from .records import Tokens
+from .relying_party import relying_party
 from .sessions import TOUCHED_KEY
-from .state import get_state
-from .store import Tokens, new_record_key, remember_login
 
 
 def login_test_user(
@@ -27,24 +29,32 @@ def login_test_user(
     """Make ``client``'s session signed in as the user with ``claims`` (``sub`` is required)."""
     if "sub" not in claims:
         raise ValueError("claims need a 'sub'")
-    app = client.application
-    settings = get_state(app).settings
-    now = time.time()
+    party = relying_party(client.application)
+    settings = party.settings
+    now = clock.now()
     tokens = Tokens(
         claims={"iss": settings.issuer, "aud": settings.client_id, **claims},
         id_token="test-id-token",
         access_token=access_token,
         refresh_token=refresh_token,
         expires_at=None,
-        renew_at=now + settings.renew_after if renew_at is None else renew_at,
+        renew_at=now + settings.renew_id_token_expiry_seconds if renew_at is None else renew_at,
     )
-    record = new_record_key()
-    with app.app_context():
-        ttl = int(app.permanent_session_lifetime.total_seconds())
-        get_state(app).token_store.put(record, tokens, ttl)
-    with client.session_transaction() as session:
-        remember_login(session, record, tokens)
+    with client.application.app_context(), client.session_transaction() as session:
+        signin.begin(session, relying_party().token_store, tokens)
         session[TOUCHED_KEY] = now  # as a real sign-in leaves it
+
+
+def pass_renewal_deadline(client: FlaskClient) -> None:
+    """Move the renewal deadline of ``client``'s signed-in session into the past, so that its
+    next request renews (``oidc.renewal_deadline`` then reads a time gone by)."""
+    with client.application.app_context(), client.session_transaction() as session:
+        store = relying_party().token_store
+        sign_in = signin.current(session)
+        tokens = signin.load_tokens(store, sign_in) if sign_in else None
+        if sign_in is None or tokens is None:
+            raise ValueError("the client's session is not signed in")
+        signin.save_tokens(session, store, sign_in, tokens.replace(renew_at=clock.now() - 1))
 
 
 class OIDCTestClient(FlaskClient):

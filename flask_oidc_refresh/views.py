@@ -1,11 +1,11 @@
 """The extension's blueprint: login, callback, logout (local and back-channel), browser renewal,
-and the static script."""
+and the static script. Each view fetches the relying party once and passes it down."""
 
 from __future__ import annotations
 
 import hmac
 import logging
-import time
+from typing import Any
 from urllib.parse import urlsplit
 
 from authlib.common.security import generate_token
@@ -13,18 +13,18 @@ from authlib.common.urls import add_params_to_uri
 from flask import Blueprint, current_app, make_response, redirect, request, session, url_for
 from werkzeug.wrappers import Response
 
-from . import flow, signals
+from . import clock, flow, signals, signin
 from .errors import CrossSiteRequest, LoginError
-from .login import end_sessions, load_tokens, save_tokens, sign_in, sign_out
+from .flow import PendingAuthorization
 from .navigation import safe_next
 from .provider import ProviderError, TokenEndpointError
-from .renewal import renewal_failed, start_renewal
+from .records import Tokens
+from .relying_party import RelyingParty, relying_party
+from .renewal import complete_silent_renewal, renewal_failed, start_silent_renewal
 from .sessions import TOUCHED_KEY
-from .state import get_state
-from .store import Tokens, current_login
-from .tokens import TokenError, check_renewed_id_token, validate_logout_token
+from .tokens import TokenError
 
-log = logging.getLogger("flask_oidc_refresh")
+log = logging.getLogger(__name__)
 LOGOUT_STATE_KEY = "_oidc_logout_state"
 
 
@@ -42,17 +42,16 @@ def make_blueprint(url_prefix: str) -> Blueprint:
 
 
 def login() -> Response:
-    """``GET /login?next=...``: start an interactive login that comes back to ``next``."""
-    settings = get_state().settings
-    return flow.start_login(
-        safe_next(request.args.get("next"), settings.login_redirect_url), silent=False
-    )
+    """``GET /login?next=...``: start an interactive sign-in that comes back to ``next``."""
+    party = relying_party()
+    next_url = safe_next(request.args.get("next"), party.settings.login_redirect_url)
+    return flow.start(party, next_url, silent=False)
 
 
 def callback() -> Response:
-    """``GET /callback``: the provider's answer; check everything, then sign the user in."""
-    state = get_state()
-    provider = state.provider
+    """``GET /callback``: the provider's answer. Checked here, then it completes either an
+    interactive sign-in or a silent renewal; both fail the same way."""
+    party = relying_party()
     pending = flow.take(session, request.args.get("state", ""))
     if pending is None:
         log.warning("sign-in callback with an unknown, used or expired state")
@@ -61,59 +60,77 @@ def callback() -> Response:
             "Please sign in again.",
             error="invalid_state",
         )
-    issuer = request.args.get("iss")
-    if (
-        issuer is not None or provider.advertises_iss_parameter
-    ) and issuer != provider.settings.issuer:
-        log.warning("sign-in callback with iss %r, expected %r", issuer, provider.settings.issuer)
-        raise LoginError("This sign-in response comes from another issuer.", error="invalid_issuer")
+    _check_issuer(party)
     error = request.args.get("error")
     if error:
         log.info("the provider answered the sign-in request with %s", error[:100])
-        if pending.silent:
-            return renewal_failed(pending.next_url, f"the provider answered {error[:100]}")
-        raise LoginError(
-            f"The identity provider did not sign you in ({error[:100]}).", error="access_denied"
+        return _failed(
+            party,
+            pending,
+            f"the provider answered {error[:100]}",
+            f"The identity provider did not sign you in ({error[:100]}).",
+            "access_denied",
         )
     code = request.args.get("code")
     if not code:
         log.warning("sign-in callback without a code")
         raise LoginError("This sign-in response has no authorization code.")
-    previous = current_login(session) if pending.silent else None
+    previous = signin.current(session) if pending.silent else None
     try:
-        token, claims = flow.finish(provider, pending, code)
+        token, claims = flow.exchange(party.provider, pending, code)
         if previous is not None:
-            check_renewed_id_token(previous.claims, claims)
+            return complete_silent_renewal(party, previous, pending, token, claims)
     except TokenEndpointError as exc:
         log.warning("the token endpoint refused the code: %s", exc)
-        if pending.silent:
-            return renewal_failed(pending.next_url, str(exc))
-        raise LoginError(
-            "The identity provider refused this sign-in response.", error=exc.error
-        ) from exc
+        message = "The identity provider refused this sign-in response."
+        return _failed(party, pending, str(exc), message, exc.error)
     except TokenError as exc:
         log.warning("sign-in rejected: %s", exc)
-        if pending.silent:
-            return renewal_failed(pending.next_url, str(exc))
-        raise LoginError("The sign-in response failed validation.", error="invalid_token") from exc
-    settings = state.settings
-    tokens = Tokens.from_response(token, claims, settings.renew_after, settings.use_refresh_tokens)
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    if previous is not None:
-        if load_tokens(previous) is None:
-            return renewal_failed(pending.next_url, "the sign-in ended during the renewal")
-        save_tokens(previous, tokens)
-        signals.session_renewed.send(app, claims=claims, method="prompt_none")
-        return redirect(pending.next_url)
+        message = "The sign-in response failed validation."
+        return _failed(party, pending, str(exc), message, "invalid_token")
+    return _complete_sign_in(party, pending, token, claims)
+
+
+def _check_issuer(party: RelyingParty) -> None:
+    """The response's ``iss`` (RFC 9207) must be our issuer when given or advertised."""
+    provider = party.provider
+    issuer = request.args.get("iss")
+    expected = party.settings.issuer
+    if (issuer is not None or provider.advertises_iss_parameter) and issuer != expected:
+        log.warning("sign-in callback with iss %r, expected %r", issuer, expected)
+        raise LoginError("This sign-in response comes from another issuer.", error="invalid_issuer")
+
+
+def _failed(
+    party: RelyingParty, pending: PendingAuthorization, reason: str, message: str, error: str
+) -> Response:
+    """The provider did not complete ``pending``: a silent renewal ends the sign-in, an
+    interactive sign-in is a :class:`LoginError` page."""
+    if pending.silent:
+        return renewal_failed(party, pending.next_url, reason)
+    raise LoginError(message, error=error)
+
+
+def _complete_sign_in(
+    party: RelyingParty,
+    pending: PendingAuthorization,
+    token: dict[str, Any],
+    claims: dict[str, Any],
+) -> Response:
+    """Sign the user in, in a session with a new id; the app's login handlers may refuse."""
+    settings = party.settings
+    tokens = Tokens.from_response(
+        token, claims, settings.renew_id_token_expiry_seconds, settings.use_refresh_tokens
+    )
     new_session_id()
-    sign_in(tokens)
+    signin.begin(session, party.token_store, tokens)
     try:
-        for handler in state.login_handlers:
+        for handler in party.login_handlers:
             handler(claims)
     except BaseException:
-        sign_out()
+        signin.end(session, party.token_store)
         raise
-    signals.user_logged_in.send(app, claims=claims)
+    signals.send(signals.user_logged_in, claims=claims)
     return redirect(pending.next_url)
 
 
@@ -122,8 +139,9 @@ def refresh() -> Response:
 
     This is the ``refresh_url`` given to scripts; the page navigates (or a hidden frame goes) here.
     """
-    settings = get_state().settings
-    return start_renewal(safe_next(request.args.get("next"), settings.login_redirect_url))
+    party = relying_party()
+    next_url = safe_next(request.args.get("next"), party.settings.login_redirect_url)
+    return start_silent_renewal(party, next_url)
 
 
 def refresh_done() -> Response:
@@ -136,24 +154,26 @@ def refresh_done() -> Response:
 def logout() -> Response:
     """``POST /logout``: end the local session, then the provider's when it offers that."""
     check_same_origin()
-    settings = get_state().settings
-    signed_in = current_login(session)
-    tokens = load_tokens(signed_in) if signed_in else None
-    sign_out()
+    party = relying_party()
+    settings = party.settings
+    provider = party.provider
+    store = party.token_store
+    signed_in = signin.current(session)
+    tokens = signin.load_tokens(store, signed_in) if signed_in else None
+    signin.end(session, store)
     session.clear()
     if tokens is not None:
-        provider = get_state().provider
         if tokens.refresh_token:
             provider.revoke(tokens.refresh_token, "refresh_token")
         provider.revoke(tokens.access_token, "access_token")
     local_url = settings.logout_redirect_url
     if signed_in is None:
         return redirect(local_url)
-    signals.user_logged_out.send(current_app._get_current_object(), claims=signed_in.claims)  # type: ignore[attr-defined]
+    signals.send(signals.user_logged_out, claims=signed_in.claims)
     if tokens is None:
         return redirect(local_url)
     try:
-        end_session = get_state().provider.endpoint("end_session_endpoint")
+        end_session = provider.endpoint("end_session_endpoint")
     except ProviderError as exc:
         log.warning("signed out locally only, the provider is unavailable: %s", exc)
         end_session = None
@@ -183,7 +203,7 @@ def logout_callback() -> Response:
         raise LoginError(
             "This sign-out response is unknown or was already used.", error="invalid_state"
         )
-    return redirect(get_state().settings.logout_redirect_url)
+    return redirect(relying_party().settings.logout_redirect_url)
 
 
 def backchannel_logout() -> Response:
@@ -193,10 +213,9 @@ def backchannel_logout() -> Response:
     ``sub``) ends on every worker and host, tokens included. Called by the provider, not a
     browser: no same-origin check.
     """
-    state = get_state()
-    settings = state.settings
-    store = state.token_store
-    if not store.shared:
+    party = relying_party()
+    index = party.token_store.index
+    if index is None:
         log.error("back-channel logout needs the embedded session store or Redis")
         return _logout_answer(501, "unsupported_session_store")
     logout_token = request.form.get("logout_token")
@@ -204,35 +223,23 @@ def backchannel_logout() -> Response:
         log.warning("back-channel logout without a logout_token")
         return _logout_answer(400, "invalid_request", "logout_token is missing")
     try:
-        claims = validate_logout_token(
-            logout_token,
-            key=state.provider.signing_key,
-            algorithms=state.provider.id_token_algorithms,
-            issuer=settings.issuer,
-            client_id=settings.client_id,
-            leeway=settings.clock_skew,
-        )
+        claims = party.provider.validate_logout_token(logout_token)
     except TokenError as exc:
         log.warning("back-channel logout refused: %s", exc)
         return _logout_answer(400, "invalid_request", str(exc))
-    ttl = max(int(claims["exp"] - time.time()) + settings.clock_skew, 60)
-    if not store.add_once(f"oidc-jti:{claims['iss']}:{claims['jti']}", ttl):
+    ttl = max(int(claims["exp"] - clock.now()) + party.settings.clock_skew_seconds, 60)
+    if not index.first_use(claims["iss"], claims["jti"], ttl):
         log.warning("back-channel logout refused: replayed jti")
         return _logout_answer(400, "invalid_request", "this logout token was already used")
     sid, sub = claims.get("sid"), claims.get("sub")
     if isinstance(sid, str) and sid:
-        ended = end_sessions("sid", sid)
+        ended = index.end("sid", sid)
         if isinstance(sub, str) and sub:  # sessions whose ID token named no sid may be this one
-            ended += end_sessions("sub-without-sid", sub)
+            ended += index.end("sub-without-sid", sub)
     else:
-        ended = end_sessions("sub", str(sub))
+        ended = index.end("sub", str(sub))
     log.info("back-channel logout ended %d session(s)", ended)
-    signals.provider_logged_out.send(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
-        sub=sub,
-        sid=sid,
-        sessions=ended,
-    )
+    signals.send(signals.provider_logged_out, sub=sub, sid=sid, sessions=ended)
     return _logout_answer(200)
 
 
@@ -249,7 +256,7 @@ def new_session_id() -> None:
     """Give the session a new id (Flask-Session's ``regenerate``), keeping its contents."""
     regenerate = getattr(current_app.session_interface, "regenerate", None)
     if regenerate is not None:
-        session.setdefault(TOUCHED_KEY, time.time())  # regenerate() skips an empty session
+        session.setdefault(TOUCHED_KEY, clock.now())  # regenerate() skips an empty session
         regenerate(session)
 
 

@@ -3,22 +3,33 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import urlencode
 
+from blinker import Signal
+from fake_provider import FakeProvider
 from flask import Blueprint, Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
-from flask_oidc_refresh import OIDC
+from flask_oidc_refresh import OIDC, signin
+from flask_oidc_refresh.records import Tokens
+from flask_oidc_refresh.relying_party import relying_party
+from flask_oidc_refresh.testing import pass_renewal_deadline
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 SCRIPT = {"X-Requested-With": "XMLHttpRequest"}
 NAVIGATION = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8", "Sec-Fetch-Mode": "navigate"}
 
 
 def build_app(
-    instance_path: Path, config: dict[str, Any], before_init: Any = None
+    instance_path: Path,
+    config: dict[str, Any],
+    before_init: Callable[[Flask], object] | None = None,
 ) -> tuple[Flask, OIDC]:
     """The test app; ``before_init(app)`` runs just before ``oidc.init_app`` (another extension)."""
     app = Flask("test_app", instance_path=str(instance_path))
@@ -69,6 +80,16 @@ def build_app(
     def health() -> str:
         return "ok"
 
+    @app.get("/claims")
+    @oidc.login_required
+    def claims() -> dict[str, Any]:
+        return oidc.user or {}
+
+    @app.get("/deadline")
+    @oidc.exempt
+    def deadline() -> dict[str, float | None]:
+        return {"deadline": oidc.renewal_deadline}
+
     public = Blueprint("public", __name__, url_prefix="/public")
     nested = Blueprint("nested", __name__, url_prefix="/nested")
 
@@ -86,12 +107,12 @@ def build_app(
 
 
 @contextlib.contextmanager
-def recorded(signal: Any, app: Flask) -> Iterator[list[dict[str, Any]]]:
+def recorded(signal: Signal, app: Flask) -> Iterator[list[dict[str, Any]]]:
     """What ``signal`` carries while the block runs, for ``app`` (checked on each event rather
     than through blinker's per-sender bookkeeping, which is keyed by ``id()``)."""
     events: list[dict[str, Any]] = []
 
-    def receiver(sender: Any, **extra: Any) -> None:
+    def receiver(sender: object, **extra: Any) -> None:
         assert sender is app
         events.append(extra)
 
@@ -99,7 +120,9 @@ def recorded(signal: Any, app: Flask) -> Iterator[list[dict[str, Any]]]:
         yield events
 
 
-def login(client: FlaskClient, provider: Any, next_url: str = "/private") -> Any:
+def sign_in(
+    client: FlaskClient, provider: FakeProvider, next_url: str = "/private"
+) -> TestResponse:
     """Sign ``client`` in through the fake provider; returns the callback's response."""
     response = client.get("/oidc/login?" + urlencode({"next": next_url}))
     assert response.status_code == 302, response.data
@@ -108,38 +131,71 @@ def login(client: FlaskClient, provider: Any, next_url: str = "/private") -> Any
     )
 
 
-def tokens_of(client: FlaskClient) -> Any:
-    """The token record of ``client``'s session."""
-    from flask_oidc_refresh.state import get_state
+def renewal_deadline(client: FlaskClient) -> float | None:
+    """``oidc.renewal_deadline`` as the views of ``client``'s session see it."""
+    response = client.get("/deadline")
+    assert response.json is not None
+    deadline: float | None = response.json["deadline"]
+    return deadline
 
+
+def sign_in_of(client: FlaskClient) -> signin.SignIn | None:
+    """The session's copy of ``client``'s sign-in."""
     with client.session_transaction() as session:
-        record = session["_oidc_login"]["record"]
+        return signin.current(session)
+
+
+def tokens_of(client: FlaskClient) -> Tokens:
+    """The token record of ``client``'s sign-in, as the store holds it."""
+    sign_in = sign_in_of(client)
+    assert sign_in is not None, "the client is not signed in"
     with client.application.app_context():
-        return get_state(client.application).token_store.get(record)
+        tokens = signin.load_tokens(relying_party().token_store, sign_in)
+    assert tokens is not None, "the sign-in has ended"
+    return tokens
 
 
-def update_tokens(client: FlaskClient, **changes: Any) -> None:
-    """Change the token record of ``client``'s session (and its copy of ``renew_at``)."""
-    from flask_oidc_refresh.state import get_state
-
-    with client.session_transaction() as session:
-        if "renew_at" in changes:
-            session["_oidc_login"] = {**session["_oidc_login"], "renew_at": changes["renew_at"]}
-        record = session["_oidc_login"]["record"]
-    app = client.application
-    with app.app_context():
-        store = get_state(app).token_store
-        store.put(record, store.get(record).replace(**changes), 3600)
+def session_cookie(client: FlaskClient) -> str:
+    """The value of ``client``'s session cookie."""
+    cookie = client.get_cookie("session")
+    assert cookie is not None, "the client has no session cookie"
+    return cookie.value
 
 
-def expire_renewal(client: FlaskClient, **changes: Any) -> None:
-    """Move the signed-in session past its renewal deadline (``changes`` alter its tokens)."""
-    import time
+def session_redis(app: Flask) -> Redis:
+    """The Redis client of ``app``'s Flask-Session store."""
+    interface: Any = app.session_interface  # Flask-Session ships no type information
+    return cast("Redis", interface.client)
 
-    update_tokens(client, renew_at=time.time() - 1, **changes)
+
+def change_tokens(client: FlaskClient, **changes: Any) -> None:
+    """Change the token record of ``client``'s sign-in (``expires_at``, ``retry_at``, ...)."""
+    with client.application.app_context(), client.session_transaction() as session:
+        store = relying_party().token_store
+        sign_in = signin.current(session)
+        assert sign_in is not None, "the client is not signed in"
+        tokens = signin.load_tokens(store, sign_in)
+        assert tokens is not None, "the sign-in has ended"
+        signin.save_tokens(session, store, sign_in, tokens.replace(**changes))
 
 
-def sign_in_over_http(app: Flask, provider: Any, base: str) -> tuple[dict[str, str], FlaskClient]:
+class CookieHolder(Protocol):
+    """A ``requests`` session, or anything else that holds cookies by name."""
+
+    @property
+    def cookies(self) -> Mapping[str, str]: ...
+
+
+def sharing_cookie(app: Flask, http: CookieHolder) -> FlaskClient:
+    """A test client of ``app`` with the session cookie of the ``requests`` session ``http``."""
+    client = app.test_client()
+    client.set_cookie("session", http.cookies["session"], domain="localhost")
+    return client
+
+
+def sign_in_over_http(
+    app: Flask, provider: FakeProvider, base: str
+) -> tuple[dict[str, str], FlaskClient]:
     """Sign in through the app served at ``base``; returns the session cookie, and a test client
     that shares it (to look into the session and its tokens)."""
     import requests
@@ -147,19 +203,19 @@ def sign_in_over_http(app: Flask, provider: Any, base: str) -> tuple[dict[str, s
     http = requests.Session()
     location = http.get(f"{base}/oidc/login", allow_redirects=False).headers["Location"]
     http.get(f"{base}/oidc/callback", params=provider.authorize(location), allow_redirects=False)
-    client = app.test_client()
-    client.set_cookie("session", http.cookies["session"], domain="localhost")
-    return {"session": http.cookies["session"]}, client
+    return {"session": http.cookies["session"]}, sharing_cookie(app, http)
 
 
-def check_one_spend(app: Flask, provider: Any, base: str, requests_at_once: int = 40) -> None:
+def check_one_spend(
+    app: Flask, provider: FakeProvider, base: str, requests_at_once: int = 40
+) -> None:
     """Concurrent requests of one session at its deadline: all succeed, one refresh is spent."""
     from concurrent.futures import ThreadPoolExecutor
 
     import requests
 
     cookies, client = sign_in_over_http(app, provider, base)
-    expire_renewal(client)
+    pass_renewal_deadline(client)
 
     def call(_: int) -> int:
         return requests.get(f"{base}/api/data", cookies=cookies, headers=SCRIPT).status_code
@@ -171,7 +227,7 @@ def check_one_spend(app: Flask, provider: Any, base: str, requests_at_once: int 
     assert not provider.used_refresh_tokens & set(provider.refresh_tokens)
 
 
-def check_no_lost_update(app: Flask, provider: Any, base: str) -> None:
+def check_no_lost_update(app: Flask, provider: FakeProvider, base: str) -> None:
     """A request that read the session before a renewal and saves its whole session after it
     must not bring the old tokens back: made deterministic with two events."""
     import threading
@@ -185,7 +241,7 @@ def check_no_lost_update(app: Flask, provider: Any, base: str) -> None:
     with ThreadPoolExecutor(max_workers=1) as pool:
         slow = pool.submit(requests.post, f"{base}/api/slow-note", cookies=cookies, headers=SCRIPT)
         assert app.config["SLOW_STARTED"].wait(5)  # it has read the session with the old tokens
-        expire_renewal(client)
+        pass_renewal_deadline(client)
         assert requests.get(f"{base}/api/data", cookies=cookies, headers=SCRIPT).status_code == 200
         renewed = tokens_of(client)
         app.config["SLOW_GATE"].set()
@@ -194,7 +250,7 @@ def check_no_lost_update(app: Flask, provider: Any, base: str) -> None:
     with client.session_transaction() as session:
         assert session["note"] == "written late"
     assert tokens_of(client) == renewed  # the renewal survived the late save
-    expire_renewal(client)
+    pass_renewal_deadline(client)
     assert requests.get(f"{base}/api/data", cookies=cookies, headers=SCRIPT).status_code == 200
     assert provider.refresh_requests() == 2  # the rotated token worked: no reuse, no revocation
     assert provider.refresh_tokens

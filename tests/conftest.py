@@ -14,9 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from apps import CookieHolder, build_app, sharing_cookie
+from fake_provider import CLIENT_ID as FAKE_CLIENT_ID
+from fake_provider import CLIENT_SECRET as FAKE_CLIENT_SECRET
+from fake_provider import FakeProvider
 from flask import Flask
+from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
+from flask_oidc_refresh import OIDC
+from flask_oidc_refresh import clock as package_clock
+
+#: ``make_app(**config) -> (app, oidc)``: a test app against the fake provider.
+MakeApp = Callable[..., tuple[Flask, OIDC]]
+#: ``serve(app, port=None) -> base URL``: an app served over HTTP in a thread.
+Serve = Callable[..., str]
 PROVIDER_DIR = Path(__file__).parent / "provider"
 CLIENT_ID = "example-app"
 CLIENT_SECRET = "example-secret"
@@ -131,7 +143,7 @@ def start_provider(tmp_path: Path) -> Iterator[Callable[..., DevProvider]]:
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[..., str]]:
+def serve() -> Iterator[Serve]:
     """Serve a Flask app over HTTP on 127.0.0.1 in a thread; returns its base URL."""
     servers = []
 
@@ -156,41 +168,15 @@ class Served:
         self.base = base
         self.provider = provider
 
-    def _session(self, http: Any) -> tuple[Any, str, dict[str, Any]]:
-        interface: Any = self.app.session_interface
-        store_id = interface.key_prefix + http.cookies["session"]
-        return interface, store_id, interface._retrieve_session_data(store_id)
-
-    def tokens(self, http: Any) -> Any:
-        """The token record of the ``requests`` session ``http``."""
-        from flask_oidc_refresh.state import get_state
-
-        _, _, data = self._session(http)
-        with self.app.app_context():
-            return get_state(self.app).token_store.get(data["_oidc_login"]["record"])
-
-    def expire_renewal(self, http: Any) -> None:
-        """Move the session of the ``requests`` session ``http`` past its renewal deadline."""
-        from flask_oidc_refresh.state import get_state
-
-        past = time.time() - 1
-        interface, store_id, data = self._session(http)
-        data["_oidc_login"]["renew_at"] = past
-        interface._upsert_session(self.app.permanent_session_lifetime, data, store_id)
-        with self.app.app_context():
-            store = get_state(self.app).token_store
-            record = data["_oidc_login"]["record"]
-            store.put(record, store.get(record).replace(renew_at=past), 3600)
-
-    def renewal_deadline(self, http: Any) -> float:
-        _, _, data = self._session(http)
-        return float(data["_oidc_login"]["renew_at"])
+    def client(self, http: CookieHolder) -> FlaskClient:
+        """A test client of the app in the session of the ``requests`` session ``http``."""
+        return sharing_cookie(self.app, http)
 
 
 @pytest.fixture
 def example_app(
     start_provider: Callable[..., DevProvider],
-    serve: Callable[..., str],
+    serve: Serve,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> Callable[..., Served]:
@@ -217,27 +203,41 @@ def example_app(
     return start
 
 
-@pytest.fixture
-def fake_provider(serve: Callable[..., str]) -> Any:
-    """The adversarial in-process provider, served on a free loopback port."""
-    from fake_provider import FakeProvider
+class Clock:
+    """The package's clock, moved forward by ``advance`` for the rest of the test."""
 
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.offset = 0.0
+        monkeypatch.setattr(package_clock, "now", lambda: time.time() + self.offset)
+        monkeypatch.setattr(package_clock, "monotonic", lambda: time.monotonic() + self.offset)
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """Move time for the whole package (deadlines, state lifetimes, caches), not the provider."""
+    return Clock(monkeypatch)
+
+
+@pytest.fixture
+def fake_provider(serve: Serve) -> FakeProvider:
+    """The adversarial in-process provider, served on a free loopback port."""
     provider = FakeProvider()
     provider.issuer = serve(provider.app)
     return provider
 
 
 @pytest.fixture
-def make_app(tmp_path: Path, fake_provider: Any) -> Callable[..., Any]:
+def make_app(tmp_path: Path, fake_provider: FakeProvider) -> MakeApp:
     """Build a test app against the fake provider: ``make_app(**config) -> (app, oidc)``."""
-    from apps import build_app
-    from fake_provider import CLIENT_ID, CLIENT_SECRET
 
-    def make(**config: Any) -> Any:
+    def make(**config: Any) -> tuple[Flask, OIDC]:
         settings = {
             "OIDC_ISSUER": fake_provider.issuer,
-            "OIDC_CLIENT_ID": CLIENT_ID,
-            "OIDC_CLIENT_SECRET": CLIENT_SECRET,
+            "OIDC_CLIENT_ID": FAKE_CLIENT_ID,
+            "OIDC_CLIENT_SECRET": FAKE_CLIENT_SECRET,
             **config,
         }
         return build_app(tmp_path / "instance", settings)
@@ -246,13 +246,13 @@ def make_app(tmp_path: Path, fake_provider: Any) -> Callable[..., Any]:
 
 
 @pytest.fixture
-def app(make_app: Callable[..., Any]) -> Flask:
+def app(make_app: MakeApp) -> Flask:
     app, _ = make_app()
-    return app  # type: ignore[no-any-return]
+    return app
 
 
 @pytest.fixture
-def client(app: Flask) -> Any:
+def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from flask import Flask, Response, jsonify, request
+from flask.typing import ResponseReturnValue
 from joserfc import jwt
 from joserfc.jwk import OctKey, RSAKey
 
@@ -79,14 +80,14 @@ class FakeProvider:
             )
 
         @app.get("/jwks")
-        def jwks() -> Response:
+        def jwks() -> ResponseReturnValue:
             self.jwks_requests += 1
             if self.jwks_status != 200:
                 return "down", self.jwks_status
             return jsonify(keys=[self.key.as_dict(private=False)])
 
         @app.post("/token")
-        def token() -> Any:
+        def token() -> ResponseReturnValue:
             time.sleep(self.delay)
             self.token_requests.append(
                 {"form": request.form.to_dict(), "auth": request.authorization}
@@ -112,12 +113,12 @@ class FakeProvider:
             return response, self.token_status
 
         @app.post("/revoke")
-        def revoke() -> Any:
+        def revoke() -> ResponseReturnValue:
             self.revocations.append({"form": request.form.to_dict(), "auth": request.authorization})
             return "", self.revocation_status
 
         @app.get("/userinfo")
-        def userinfo() -> Any:
+        def userinfo() -> ResponseReturnValue:
             return self.userinfo or {"sub": "alice", "email": "alice@example.test"}
 
         return app
@@ -127,7 +128,7 @@ class FakeProvider:
         self.refresh_tokens[token] = sub
         return token
 
-    def _refresh(self, refresh_token: str) -> Any:
+    def _refresh(self, refresh_token: str) -> tuple[dict[str, Any], int]:
         """Rotating refresh tokens with reuse detection: a reused one revokes them all."""
         if refresh_token in self.used_refresh_tokens:
             self.refresh_tokens.clear()

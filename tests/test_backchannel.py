@@ -6,42 +6,47 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from apps import SCRIPT, login, recorded
+from apps import SCRIPT, recorded, sign_in, sign_in_of
+from conftest import MakeApp
+from fake_provider import FakeProvider
+from flask import Flask
+from flask.testing import FlaskClient
 from joserfc import jwt
 from joserfc.jwk import RSAKey
+from werkzeug.test import TestResponse
 
 from flask_oidc_refresh import provider_logged_out
-from flask_oidc_refresh.state import get_state
+from flask_oidc_refresh.relying_party import relying_party
 
 
 @pytest.fixture
-def sessions(app: Any, fake_provider: Any) -> list[Any]:
+def sessions(app: Flask, fake_provider: FakeProvider) -> list[FlaskClient]:
     """Three signed-in browsers: two in provider session sid-1, one in sid-2 (all alice)."""
-    clients = []
+    clients: list[FlaskClient] = []
     for sid in ("sid-1", "sid-1", "sid-2"):
         fake_provider.claims = {"sid": sid}
         client = app.test_client()
-        login(client, fake_provider)
+        sign_in(client, fake_provider)
         clients.append(client)
     fake_provider.claims = {}
     return clients
 
 
-def signed_in(client: Any) -> bool:
+def signed_in(client: FlaskClient) -> bool:
     return bool(client.get("/api/data", headers=SCRIPT).status_code == 200)
 
 
-def post(client: Any, token: str | None, **headers: str) -> Any:
+def post(client: FlaskClient, token: str | None, **headers: str) -> TestResponse:
     data = {} if token is None else {"logout_token": token}
     return client.post("/oidc/backchannel-logout", data=data, headers=headers)
 
 
 def test_a_logout_token_with_sid_ends_every_session_of_that_provider_session(
-    app: Any, sessions: list[Any], fake_provider: Any
+    app: Flask, sessions: list[FlaskClient], fake_provider: FakeProvider
 ) -> None:
     first, second, other = sessions
-    with first.session_transaction() as session:
-        record = session["_oidc_login"]["record"]
+    signed_in_first = sign_in_of(first)
+    assert signed_in_first is not None
     with recorded(provider_logged_out, app) as events:
         response = post(app.test_client(), fake_provider.make_logout_token(sid="sid-1"))
     assert response.status_code == 200
@@ -50,21 +55,26 @@ def test_a_logout_token_with_sid_ends_every_session_of_that_provider_session(
     assert signed_in(other)
     assert events == [{"sub": "alice", "sid": "sid-1", "sessions": 2}]
     with app.app_context():
-        assert get_state().token_store.get(record) is None  # its tokens are dropped too
+        store = relying_party().token_store
+        assert store.load(signed_in_first.record) is None  # its tokens are dropped too
 
 
 def test_a_logout_token_with_only_sub_ends_all_of_the_users_sessions(
-    app: Any, sessions: list[Any], fake_provider: Any
+    app: Flask, sessions: list[FlaskClient], fake_provider: FakeProvider
 ) -> None:
     assert post(app.test_client(), fake_provider.make_logout_token(sid=None)).status_code == 200
     assert not any(signed_in(client) for client in sessions)
 
 
-def test_a_logout_for_sessions_already_gone_is_a_success(app: Any, fake_provider: Any) -> None:
+def test_a_logout_for_sessions_already_gone_is_a_success(
+    app: Flask, fake_provider: FakeProvider
+) -> None:
     assert post(app.test_client(), fake_provider.make_logout_token(sid="nobody")).status_code == 200
 
 
-def test_it_needs_no_same_origin_headers(app: Any, sessions: list[Any], fake_provider: Any) -> None:
+def test_it_needs_no_same_origin_headers(
+    app: Flask, sessions: list[FlaskClient], fake_provider: FakeProvider
+) -> None:
     token = fake_provider.make_logout_token()
     response = post(
         app.test_client(), token, Origin="https://login.example", **{"Sec-Fetch-Site": "cross-site"}
@@ -74,14 +84,15 @@ def test_it_needs_no_same_origin_headers(app: Any, sessions: list[Any], fake_pro
 
 
 def test_a_replayed_logout_token_is_refused(
-    app: Any, sessions: list[Any], fake_provider: Any
+    app: Flask, sessions: list[FlaskClient], fake_provider: FakeProvider
 ) -> None:
     token = fake_provider.make_logout_token(sid="sid-2")
     assert post(app.test_client(), token).status_code == 200
     fake_provider.claims = {"sid": "sid-2"}
-    login(sessions[2], fake_provider)  # signed in again in the same provider session
+    sign_in(sessions[2], fake_provider)  # signed in again in the same provider session
     response = post(app.test_client(), token)
     assert response.status_code == 400
+    assert response.json is not None
     assert "already used" in response.json["error_description"]
     assert signed_in(sessions[2])
 
@@ -113,20 +124,23 @@ EVENT = "http://schemas.openid.net/event/backchannel-logout"
     ],
 )  # fmt: skip
 def test_invalid_logout_tokens_are_a_400_and_change_nothing(
-    app: Any,
-    sessions: list[Any],
-    fake_provider: Any,
+    app: Flask,
+    sessions: list[FlaskClient],
+    fake_provider: FakeProvider,
     header: dict[str, Any],
     claims: dict[str, Any],
 ) -> None:
     response = post(app.test_client(), fake_provider.make_logout_token(header, **claims))
     assert response.status_code == 400
+    assert response.json is not None
     assert response.json["error"] == "invalid_request"
     assert response.headers["Cache-Control"] == "no-store"
     assert all(signed_in(client) for client in sessions)
 
 
-def test_a_forged_signature_is_a_400(app: Any, sessions: list[Any], fake_provider: Any) -> None:
+def test_a_forged_signature_is_a_400(
+    app: Flask, sessions: list[FlaskClient], fake_provider: FakeProvider
+) -> None:
     genuine = fake_provider.make_logout_token()
     claims = jwt.decode(genuine, fake_provider.key).claims
     forger = RSAKey.generate_key(2048, parameters={"kid": "key-1"})
@@ -139,14 +153,14 @@ def test_a_forged_signature_is_a_400(app: Any, sessions: list[Any], fake_provide
     "token", ["not-a-jwt", "", "a.b.c", None], ids=["garbage", "empty", "three-parts", "missing"]
 )
 def test_a_missing_or_malformed_logout_token_is_a_400(
-    app: Any, sessions: list[Any], token: str | None
+    app: Flask, sessions: list[FlaskClient], token: str | None
 ) -> None:
     assert post(app.test_client(), token).status_code == 400
     assert all(signed_in(client) for client in sessions)
 
 
 def test_an_id_token_is_not_a_logout_token(
-    app: Any, sessions: list[Any], fake_provider: Any
+    app: Flask, sessions: list[FlaskClient], fake_provider: FakeProvider
 ) -> None:
     id_token = fake_provider.make_id_token("some-nonce", sid="sid-1")
     assert post(app.test_client(), id_token).status_code == 400
@@ -154,12 +168,12 @@ def test_an_id_token_is_not_a_logout_token(
 
 
 def test_the_providers_back_channel_call_during_our_logout_keeps_its_state(
-    client: Any, fake_provider: Any
+    client: FlaskClient, fake_provider: FakeProvider
 ) -> None:
     from urllib.parse import parse_qs, urlsplit
 
     fake_provider.claims = {"sid": "sid-1"}
-    login(client, fake_provider)
+    sign_in(client, fake_provider)
     location = client.post("/oidc/logout").headers["Location"]
     state = parse_qs(urlsplit(location).query)["state"][0]
     provider_call = post(client.application.test_client(), fake_provider.make_logout_token())
@@ -169,42 +183,41 @@ def test_the_providers_back_channel_call_during_our_logout_keeps_its_state(
 
 
 def test_a_store_not_shared_by_all_workers_cannot_promise_back_channel_logout(
-    make_app: Any, fake_provider: Any
+    make_app: MakeApp, fake_provider: FakeProvider
 ) -> None:
     from cachelib import SimpleCache
 
     app, _ = make_app(SESSION_TYPE="cachelib", SESSION_CACHELIB=SimpleCache())
     response = post(app.test_client(), fake_provider.make_logout_token())
     assert response.status_code == 501
+    assert response.json is not None
     assert response.json["error"] == "unsupported_session_store"
 
 
 def test_sessions_whose_id_token_named_no_sid_end_with_any_sid_of_their_user(
-    app: Any, fake_provider: Any
+    app: Flask, fake_provider: FakeProvider
 ) -> None:
     without_sid = app.test_client()
-    login(without_sid, fake_provider)  # this provider puts no sid in its ID tokens
+    sign_in(without_sid, fake_provider)  # this provider puts no sid in its ID tokens
     fake_provider.claims = {"sid": "sid-2"}
     with_other_sid = app.test_client()
-    login(with_other_sid, fake_provider)
+    sign_in(with_other_sid, fake_provider)
     token = fake_provider.make_logout_token(sid="sid-1", sub="alice")
     assert post(app.test_client(), token).status_code == 200
     assert not signed_in(without_sid)
     assert signed_in(with_other_sid)
 
 
-def test_the_listing_keeps_only_live_sessions(app: Any, fake_provider: Any) -> None:
-    from flask_oidc_refresh.login import index_key
-
+def test_the_listing_keeps_only_live_sessions(app: Flask, fake_provider: FakeProvider) -> None:
     for _ in range(3):
         client = app.test_client()
-        login(client, fake_provider)
+        sign_in(client, fake_provider)
         client.post("/oidc/logout")  # signed out: its session is gone
-    login(app.test_client(), fake_provider)
+    sign_in(app.test_client(), fake_provider)
     replaced = app.test_client()
-    login(replaced, fake_provider)
-    login(replaced, fake_provider)  # signed in again: the first sign-in's session id is gone
+    sign_in(replaced, fake_provider)
+    sign_in(replaced, fake_provider)  # signed in again: the first sign-in's session id is gone
     with app.app_context():
-        store = get_state().token_store
-        members = store.index_pop(index_key("sub", "alice"))
-    assert len(members) == 2  # the two live sessions, nothing else
+        index = relying_party().token_store.index
+        assert index is not None
+        assert index.end("sub", "alice") == 2  # the two live sessions, nothing else

@@ -5,10 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
-from conftest import require_tool
+from conftest import Serve, Served, require_tool
+
+from flask_oidc_refresh.testing import pass_renewal_deadline
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM_ARGS = [
@@ -23,7 +28,7 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def browser() -> Iterator[Browser]:
     chromium = require_tool("chromium")
     from playwright.sync_api import sync_playwright
 
@@ -36,15 +41,15 @@ def browser() -> Iterator[Any]:
 class Tab:
     """A signed-in page of the example app, with what it asked the server for."""
 
-    def __init__(self, served: Any, page: Any) -> None:
+    def __init__(self, served: Served, page: Page) -> None:
         self.served = served
         self.page = page
         self.requests: list[str] = []
         page.on("request", lambda request: self.requests.append(request.url))
 
-    def expire_renewal(self) -> None:
+    def pass_renewal_deadline(self) -> None:
         cookie = next(c for c in self.page.context.cookies() if c["name"] == "session")
-        self.served.expire_renewal(_Cookies(cookie["value"]))
+        pass_renewal_deadline(self.served.client(_Cookies(cookie["value"])))
 
     def renewals(self) -> int:
         return sum("/oidc/refresh?" in url for url in self.requests)
@@ -60,7 +65,7 @@ class _Cookies:
 
 
 @pytest.fixture
-def tab(browser: Any, example_app: Callable[..., Any]) -> Iterator[Tab]:
+def tab(browser: Browser, example_app: Callable[..., Served]) -> Iterator[Tab]:
     served = example_app(OIDC_USE_REFRESH_TOKENS="false")  # the browser renews, not the server
     context = browser.new_context()
     page = context.new_page()
@@ -78,12 +83,14 @@ def test_profile_page_shows_the_user_and_the_countdown(tab: Tab) -> None:
     page = tab.page
     assert page.text_content("#sub") == "alice"
     assert page.text_content("#email") == "alice@example.test"
-    assert page.text_content("#countdown").endswith(" s")
+    countdown = page.text_content("#countdown")
+    assert countdown is not None
+    assert countdown.endswith(" s")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "profile.png"), full_page=True)
 
 
-def test_fetch_through_the_wrapper_with_fresh_tokens(tab: Tab) -> None:
+def test_fetch_with_fresh_tokens_goes_through_without_a_renewal(tab: Tab) -> None:
     tab.page.click("#call-navigate")
     tab.page.wait_for_selector("#api-result:has-text('alice')")
     assert tab.renewals() == 0
@@ -92,7 +99,7 @@ def test_fetch_through_the_wrapper_with_fresh_tokens(tab: Tab) -> None:
 def test_default_mode_navigates_renews_and_comes_back(tab: Tab) -> None:
     page = tab.page
     page.evaluate("history.replaceState(null, '', '/profile?tab=api#result')")
-    tab.expire_renewal()
+    tab.pass_renewal_deadline()
     with page.expect_navigation(url=f"{tab.served.base}/profile?tab=api#result"):
         page.click("#call-navigate")
     assert tab.renewals() == 1
@@ -109,7 +116,7 @@ def test_default_mode_navigates_renews_and_comes_back(tab: Tab) -> None:
 def test_silent_mode_renews_in_a_frame_and_retries_without_leaving(tab: Tab) -> None:
     page = tab.page
     page.evaluate("window.stillHere = true")
-    tab.expire_renewal()
+    tab.pass_renewal_deadline()
     page.click("#call-silent")
     page.wait_for_selector("#api-result:has-text('alice')")
     assert page.evaluate("window.stillHere") is True
@@ -123,7 +130,7 @@ def test_silent_mode_renews_in_a_frame_and_retries_without_leaving(tab: Tab) -> 
 
 def test_parallel_calls_cause_one_renewal(tab: Tab) -> None:
     page = tab.page
-    tab.expire_renewal()
+    tab.pass_renewal_deadline()
     statuses = page.evaluate(
         """() => {
             oidcRefresh.configure({ mode: "silent" });
@@ -136,9 +143,9 @@ def test_parallel_calls_cause_one_renewal(tab: Tab) -> None:
     assert tab.silent_authorizations() == 1
 
 
-def test_a_custom_handler_decides(tab: Tab) -> None:
+def test_a_custom_handler_gets_the_refresh_url_and_nothing_is_renewed(tab: Tab) -> None:
     page = tab.page
-    tab.expire_renewal()
+    tab.pass_renewal_deadline()
     result = page.evaluate(
         """async () => {
             oidcRefresh.configure({
@@ -161,7 +168,7 @@ def test_silent_mode_falls_back_to_navigation_when_the_provider_wants_the_user(t
     provider = tab.served.provider.issuer
     page.context.clear_cookies(domain="127.0.0.1", name="_session")
     page.context.clear_cookies(domain="127.0.0.1", name="_session.legacy")
-    tab.expire_renewal()
+    tab.pass_renewal_deadline()
     with page.expect_navigation(url=f"{provider}/interaction/**"):
         page.click("#call-silent")
     assert 'name="prompt"' in page.content()  # the provider's login form, shown to the user
@@ -169,7 +176,7 @@ def test_silent_mode_falls_back_to_navigation_when_the_provider_wants_the_user(t
 
 def test_installed_wrapper_replaces_window_fetch_and_loads_as_a_module(tab: Tab) -> None:
     page = tab.page
-    tab.expire_renewal()
+    tab.pass_renewal_deadline()
     result = page.evaluate(
         """async () => {
             const module = await import("/oidc/static/oidc-refresh.mjs");
@@ -182,9 +189,7 @@ def test_installed_wrapper_replaces_window_fetch_and_loads_as_a_module(tab: Tab)
     assert tab.renewals() == 1
 
 
-def test_another_origins_403_with_refresh_url_is_left_alone(
-    tab: Tab, serve: Callable[..., str]
-) -> None:
+def test_another_origins_403_with_refresh_url_is_left_alone(tab: Tab, serve: Serve) -> None:
     from flask import Flask
 
     other = Flask("other-origin")

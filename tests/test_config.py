@@ -23,13 +23,13 @@ def settings(**config: Any) -> Settings:
     return Settings.from_config({**DEFAULTS, **BASE, **config})
 
 
-def test_defaults() -> None:
+def test_settings_left_unset_take_their_defaults() -> None:
     s = settings()
     assert s.client_auth_method == "client_secret_basic"
     assert s.scopes == ("openid", "email", "profile")
     assert s.url_prefix == "/oidc"
     assert s.max_states == 50
-    assert s.renew_after == 900
+    assert s.renew_id_token_expiry_seconds == 900
     assert s.fetch_userinfo is True
     assert s.allow_insecure_http is False
 
@@ -98,7 +98,7 @@ def test_environment_strings_are_converted() -> None:
     )
     assert s.max_states == 7
     assert s.fetch_userinfo is False
-    assert s.http_timeout == 2.5
+    assert s.http_timeout_seconds == 2.5
     assert s.scopes == ("openid", "email")
     assert s.exempt_urls == ("/health", "api.ping")
     assert s.id_token_algorithms == ("ES256", "RS256")
@@ -109,16 +109,30 @@ def test_exempt_urls_accept_compiled_regexes() -> None:
     assert settings(OIDC_EXEMPT_URLS=["/health", pattern]).exempt_urls == ("/health", pattern)
 
 
-def test_options_take_precedence_over_app_config(tmp_path: Path) -> None:
+def test_options_take_precedence_over_app_config_and_show_there(tmp_path: Path) -> None:
     app = Flask(__name__, instance_path=str(tmp_path))
     app.config.update(BASE, OIDC_URL_PREFIX="/auth")
     OIDC(app, url_prefix="/sso")
     assert app.url_map.bind("localhost").match("/sso/login")[0] == "oidc.login"
+    assert app.config["OIDC_URL_PREFIX"] == "/sso"
+
+
+def test_app_config_shows_the_values_in_effect(tmp_path: Path) -> None:
+    app = Flask(__name__, instance_path=str(tmp_path))
+    app.config.update(BASE, OIDC_FETCH_USERINFO="false", OIDC_SCOPES="openid email")
+    OIDC(app, http_timeout_seconds=3)
+    assert app.config["OIDC_FETCH_USERINFO"] is False
+    assert app.config["OIDC_SCOPES"] == ["openid", "email"]
+    assert app.config["OIDC_HTTP_TIMEOUT_SECONDS"] == 3.0
+
+
+def test_each_setting_is_named_like_its_key() -> None:
+    assert set(settings().as_config()) == set(DEFAULTS)
 
 
 def test_unknown_option_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="OIDC_CLIENTID"):
-        OIDC(clientid="x")
+        OIDC(clientid="x")  # type: ignore[call-arg]  # the mistake under test
 
 
 def test_config_mistake_fails_at_init_app(tmp_path: Path) -> None:

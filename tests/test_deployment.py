@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
-from conftest import CLIENT_ID, CLIENT_SECRET, Served, free_port
-from signin import follow, sign_in
+from apps import tokens_of
+from conftest import CLIENT_ID, CLIENT_SECRET, DevProvider, RedisServer, Served, free_port
+from provider_forms import follow, sign_in
+
+from flask_oidc_refresh.testing import pass_renewal_deadline
 
 FETCH = {"Accept": "*/*", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"}
 
@@ -49,7 +51,7 @@ class Deployment:
 
 @pytest.fixture
 def deploy(
-    start_provider: Callable[..., Any],
+    start_provider: Callable[..., DevProvider],
     start_gunicorn: Callable[..., str],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
@@ -75,10 +77,12 @@ def deploy(
 
 def check_one_spend(deployment: Deployment) -> None:
     http = deployment.browser()
-    deployment.local.expire_renewal(http)
+    pass_renewal_deadline(deployment.local.client(http))
     assert deployment.burst(http, 50) == [200] * 50
     assert deployment.refreshes() == 1  # exactly one token request reached the provider
-    deployment.local.expire_renewal(http)  # the next deadline: the rotated token must work
+    pass_renewal_deadline(
+        deployment.local.client(http)
+    )  # the next deadline: the rotated token must work
     assert deployment.burst(http, 10) == [200] * 10
     assert deployment.refreshes() == 2
     provider = deployment.local.provider
@@ -86,7 +90,7 @@ def check_one_spend(deployment: Deployment) -> None:
 
 
 def test_one_spend_across_two_hosts_sharing_redis(
-    deploy: Callable[..., Deployment], redis_server: Any
+    deploy: Callable[..., Deployment], redis_server: RedisServer
 ) -> None:
     deployment = deploy(2, {"SESSION_TYPE": "redis", "REDIS_URL": redis_server.url})
     check_one_spend(deployment)
@@ -100,7 +104,7 @@ def test_one_spend_across_worker_processes_with_the_embedded_store(
 
 
 def test_a_session_signed_in_on_one_host_is_known_on_the_other(
-    deploy: Callable[..., Deployment], redis_server: Any
+    deploy: Callable[..., Deployment], redis_server: RedisServer
 ) -> None:
     deployment = deploy(2, {"SESSION_TYPE": "redis", "REDIS_URL": redis_server.url})
     http = deployment.browser()
@@ -109,12 +113,12 @@ def test_a_session_signed_in_on_one_host_is_known_on_the_other(
 
 
 def test_revoked_refresh_token_falls_back_to_the_browser(
-    deploy: Callable[..., Deployment], redis_server: Any
+    deploy: Callable[..., Deployment], redis_server: RedisServer
 ) -> None:
     deployment = deploy(1, {"SESSION_TYPE": "redis", "REDIS_URL": redis_server.url})
     base = deployment.bases[0]
     http = deployment.browser()
-    refresh_token = deployment.local.tokens(http).refresh_token
+    refresh_token = tokens_of(deployment.local.client(http)).refresh_token
     provider = deployment.local.provider
     revoked = requests.post(
         f"{provider.issuer}/token/revocation",
@@ -122,32 +126,34 @@ def test_revoked_refresh_token_falls_back_to_the_browser(
         auth=(CLIENT_ID, CLIENT_SECRET),
     )
     assert revoked.status_code == 200
-    deployment.local.expire_renewal(http)
+    pass_renewal_deadline(deployment.local.client(http))
     script = http.get(f"{base}/api/me", headers={**FETCH, "Referer": f"{base}/profile"})
     assert script.status_code == 403  # invalid_grant: the browser has to renew
     assert script.headers["refresh_url"] == "/oidc/refresh?next=/profile"
-    assert deployment.local.tokens(http).refresh_token is None
+    assert tokens_of(deployment.local.client(http)).refresh_token is None
     page = follow(http, f"{base}/profile")  # the grant is gone: the provider asks again
     assert 'name="prompt"' in page.text
 
 
 def test_provider_down_keeps_users_signed_in(
-    deploy: Callable[..., Deployment], redis_server: Any
+    deploy: Callable[..., Deployment], redis_server: RedisServer
 ) -> None:
     deployment = deploy(1, {"SESSION_TYPE": "redis", "REDIS_URL": redis_server.url})
     base = deployment.bases[0]
     http = deployment.browser()
-    deployment.local.expire_renewal(http)
+    pass_renewal_deadline(deployment.local.client(http))
     deployment.local.provider.stop()
     for _ in range(3):
         response = http.get(f"{base}/api/me", headers=FETCH)
         assert response.status_code == 200
         assert response.json()["user"]["sub"] == "alice"
-    assert deployment.local.tokens(http).retry_at > 0  # retried later, not on every request
+    assert (
+        tokens_of(deployment.local.client(http)).retry_at > 0
+    )  # retried later, not on every request
 
 
 def test_redis_stopped_mid_run_is_a_503(
-    deploy: Callable[..., Deployment], redis_server: Any
+    deploy: Callable[..., Deployment], redis_server: RedisServer
 ) -> None:
     deployment = deploy(1, {"SESSION_TYPE": "redis", "REDIS_URL": redis_server.url})
     base = deployment.bases[0]

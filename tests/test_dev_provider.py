@@ -8,17 +8,24 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
-from conftest import CLIENT_ID, CLIENT_SECRET, free_port, stop, wait_for_line
-from signin import FORM_ACTION, follow, sign_in
+from conftest import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    DevProvider,
+    Served,
+    free_port,
+    stop,
+    wait_for_line,
+)
+from provider_forms import FORM_ACTION, follow, sign_in
 
 ROOT = Path(__file__).parent.parent
 
 
-def test_sign_in_shows_the_users_claims(example_app: Callable[..., Any]) -> None:
+def test_sign_in_shows_the_users_claims(example_app: Callable[..., Served]) -> None:
     base = example_app().base
     http = requests.Session()
     page = sign_in(http, f"{base}/profile", user="alice")
@@ -31,7 +38,7 @@ def test_sign_in_shows_the_users_claims(example_app: Callable[..., Any]) -> None
     )
 
 
-def test_client_secret_post_works_too(example_app: Callable[..., Any]) -> None:
+def test_client_secret_post_works_too(example_app: Callable[..., Served]) -> None:
     base = example_app(
         OIDC_CLIENT_AUTH_METHOD="client_secret_post", OP_CLIENT_AUTH_METHOD="client_secret_post"
     ).base
@@ -39,7 +46,7 @@ def test_client_secret_post_works_too(example_app: Callable[..., Any]) -> None:
     assert '<strong id="sub">bob</strong>' in page.text
 
 
-def test_api_answers_401_json_before_sign_in(example_app: Callable[..., Any]) -> None:
+def test_api_answers_401_json_before_sign_in(example_app: Callable[..., Served]) -> None:
     base = example_app().base
     response = requests.get(f"{base}/api/me", headers={"Accept": "application/json"})
     assert response.status_code == 401
@@ -47,7 +54,7 @@ def test_api_answers_401_json_before_sign_in(example_app: Callable[..., Any]) ->
     assert requests.get(f"{base}/api/health").json() == {"status": "ok"}
 
 
-def test_sign_out_ends_both_sessions(example_app: Callable[..., Any]) -> None:
+def test_sign_out_ends_both_sessions(example_app: Callable[..., Served]) -> None:
     base = example_app().base
     http = requests.Session()
     sign_in(http, f"{base}/profile")
@@ -64,7 +71,9 @@ def test_sign_out_ends_both_sessions(example_app: Callable[..., Any]) -> None:
 
 
 @pytest.fixture
-def flask_run(start_provider: Callable[..., Any], tmp_path: Path) -> Iterator[Callable[[], str]]:
+def flask_run(
+    start_provider: Callable[..., DevProvider], tmp_path: Path
+) -> Iterator[Callable[[], str]]:
     processes: list[subprocess.Popen[str]] = []
 
     def start() -> str:

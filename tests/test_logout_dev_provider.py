@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
 
+import pytest
 import requests
-from conftest import CLIENT_ID, CLIENT_SECRET, Served, free_port
-from signin import FORM_ACTION, follow, sign_in
+from apps import session_redis, tokens_of
+from conftest import CLIENT_ID, CLIENT_SECRET, DevProvider, RedisServer, Served, free_port
+from provider_forms import FORM_ACTION, follow, sign_in
 
 FETCH = {"Accept": "*/*", "Sec-Fetch-Mode": "cors"}
 
@@ -30,12 +31,12 @@ def sign_out_at_provider(http: requests.Session, issuer: str) -> None:
 
 
 def test_rp_logout_ends_both_sessions_and_revokes_the_refresh_token(
-    example_app: Callable[..., Any],
+    example_app: Callable[..., Served],
 ) -> None:
     served = example_app()
     http = requests.Session()
     sign_in(http, f"{served.base}/profile")
-    refresh_token = served.tokens(http).refresh_token
+    refresh_token = tokens_of(served.client(http)).refresh_token
     assert refresh_token
     response = http.post(
         f"{served.base}/oidc/logout", headers={"Origin": served.base}, allow_redirects=False
@@ -52,7 +53,7 @@ def test_rp_logout_ends_both_sessions_and_revokes_the_refresh_token(
     assert landed.url == f"{served.base}/"
 
 
-def test_signing_out_at_the_provider_signs_out_here(example_app: Callable[..., Any]) -> None:
+def test_signing_out_at_the_provider_signs_out_here(example_app: Callable[..., Served]) -> None:
     served = example_app()
     http = requests.Session()
     sign_in(http, f"{served.base}/profile")
@@ -64,10 +65,10 @@ def test_signing_out_at_the_provider_signs_out_here(example_app: Callable[..., A
 
 
 def test_back_channel_logout_reaches_every_host_sharing_redis(
-    start_provider: Callable[..., Any],
+    start_provider: Callable[..., DevProvider],
     start_gunicorn: Callable[..., str],
-    redis_server: Any,
-    monkeypatch: Any,
+    redis_server: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ports = [free_port(), free_port()]
     provider = start_provider(ports)
@@ -83,7 +84,9 @@ def test_back_channel_logout_reaches_every_host_sharing_redis(
     sign_in(browser, f"{first}/profile")
     # the same browser's second app session (a new app cookie, the same provider session)
     other_tab = requests.Session()
-    other_tab.cookies.update({c.name: c.value for c in browser.cookies if c.name != "session"})
+    other_tab.cookies.update(
+        {c.name: c.value for c in browser.cookies if c.name != "session" and c.value is not None}
+    )
     page = sign_in(other_tab, f"{second}/profile")
     assert '<strong id="sub">alice</strong>' in page.text
     assert browser.cookies["session"] != other_tab.cookies["session"]
@@ -97,5 +100,5 @@ def test_back_channel_logout_reaches_every_host_sharing_redis(
         monkeypatch.setenv(key, value)
     import example_app
 
-    redis = Served(example_app.create_app(), first, provider).app.session_interface.client
+    redis = session_redis(example_app.create_app())
     assert redis.keys("oidc-tokens:*") == []  # their refresh tokens are gone too

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
-from apps import NAVIGATION, SCRIPT, login
-from conftest import free_port
+from apps import NAVIGATION, SCRIPT, sign_in
+from conftest import Clock, MakeApp, free_port
+from fake_provider import FakeProvider
+from flask.testing import FlaskClient
 from joserfc.jwk import RSAKey
 
 
-def move_provider_clock(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
-    """Let ``seconds`` pass for the provider's caches."""
-    later = time.monotonic() + seconds
-    monkeypatch.setattr("flask_oidc_refresh.provider.time.monotonic", lambda: later)
-
-
 def test_unreachable_provider_is_a_502_page_and_a_log_line(
-    make_app: Any, caplog: pytest.LogCaptureFixture
+    make_app: MakeApp, caplog: pytest.LogCaptureFixture
 ) -> None:
     app, _ = make_app(OIDC_ISSUER=f"http://127.0.0.1:{free_port()}")
     response = app.test_client().get("/oidc/login", headers=NAVIGATION)
@@ -28,25 +23,26 @@ def test_unreachable_provider_is_a_502_page_and_a_log_line(
     assert "identity provider unavailable" in caplog.text
 
 
-def test_unreachable_provider_is_a_502_json_for_scripts(make_app: Any) -> None:
+def test_unreachable_provider_is_a_502_json_for_scripts(make_app: MakeApp) -> None:
     app, _ = make_app(OIDC_ISSUER=f"http://127.0.0.1:{free_port()}")
     response = app.test_client().get("/oidc/login", headers=SCRIPT)
     assert response.status_code == 502
+    assert response.json is not None
     assert response.json["error"] == "provider_unavailable"
 
 
-def test_slow_provider_times_out_with_a_502(make_app: Any, fake_provider: Any) -> None:
+def test_slow_provider_times_out_with_a_502(make_app: MakeApp, fake_provider: FakeProvider) -> None:
     app, _ = make_app(OIDC_HTTP_TIMEOUT_SECONDS=0.2)
     fake_provider.delay = 1.0
     assert app.test_client().get("/oidc/login").status_code == 502
 
 
 def test_slow_token_endpoint_times_out_and_keeps_the_session(
-    make_app: Any, fake_provider: Any
+    make_app: MakeApp, fake_provider: FakeProvider
 ) -> None:
     app, _ = make_app(OIDC_HTTP_TIMEOUT_SECONDS=0.5)
     client = app.test_client()
-    login(client, fake_provider)
+    sign_in(client, fake_provider)
     location = client.get("/oidc/login").headers["Location"]
     fake_provider.delay = 1.5
     response = client.get("/oidc/callback", query_string=fake_provider.authorize(location))
@@ -65,60 +61,66 @@ def test_slow_token_endpoint_times_out_and_keeps_the_session(
     ],
 )
 def test_broken_token_responses_are_a_502(
-    client: Any, fake_provider: Any, status: int, body: Any
+    client: FlaskClient, fake_provider: FakeProvider, status: int, body: Any
 ) -> None:
     fake_provider.token_status, fake_provider.token_body = status, body
-    response = login(client, fake_provider)
+    response = sign_in(client, fake_provider)
     assert response.status_code == 502
     assert client.get("/private", headers=SCRIPT).status_code == 401
 
 
-def test_discovery_naming_another_issuer_is_refused(make_app: Any, fake_provider: Any) -> None:
+def test_discovery_naming_another_issuer_is_refused(
+    make_app: MakeApp, fake_provider: FakeProvider
+) -> None:
     app, _ = make_app(OIDC_ISSUER=fake_provider.issuer.replace("127.0.0.1", "localhost"))
     assert app.test_client().get("/oidc/login").status_code == 502
 
 
-def test_discovery_and_keys_are_fetched_once_per_process(make_app: Any, fake_provider: Any) -> None:
+def test_discovery_and_keys_are_fetched_once_per_process(
+    make_app: MakeApp, fake_provider: FakeProvider
+) -> None:
     app, _ = make_app()
     for _ in range(3):
-        assert login(app.test_client(), fake_provider).status_code == 302
+        assert sign_in(app.test_client(), fake_provider).status_code == 302
     assert fake_provider.discovery_requests == 1
     assert fake_provider.jwks_requests == 1
 
 
 def test_discovery_is_fetched_again_after_its_lifetime(
-    make_app: Any, fake_provider: Any, monkeypatch: Any
+    make_app: MakeApp, fake_provider: FakeProvider, clock: Clock
 ) -> None:
     app, _ = make_app(OIDC_DISCOVERY_CACHE_SECONDS=60)
-    login(app.test_client(), fake_provider)
-    move_provider_clock(monkeypatch, 61)
-    login(app.test_client(), fake_provider)
+    sign_in(app.test_client(), fake_provider)
+    clock.advance(61)
+    sign_in(app.test_client(), fake_provider)
     assert fake_provider.discovery_requests == 2
 
 
-def test_rotated_provider_key_is_picked_up(make_app: Any, fake_provider: Any) -> None:
+def test_rotated_provider_key_is_picked_up(make_app: MakeApp, fake_provider: FakeProvider) -> None:
     app, _ = make_app(OIDC_JWKS_REFETCH_INTERVAL_SECONDS=0)
-    login(app.test_client(), fake_provider)
+    sign_in(app.test_client(), fake_provider)
     fake_provider.key = RSAKey.generate_key(
         2048, parameters={"kid": "key-2", "alg": "RS256", "use": "sig"}
     )
     fake_provider.header = {"kid": "key-2"}
-    assert login(app.test_client(), fake_provider).status_code == 302
+    assert sign_in(app.test_client(), fake_provider).status_code == 302
     assert fake_provider.jwks_requests == 2
 
 
 def test_unknown_keys_refetch_the_key_set_at_most_once_per_interval(
-    make_app: Any, fake_provider: Any
+    make_app: MakeApp, fake_provider: FakeProvider
 ) -> None:
     app, _ = make_app(OIDC_JWKS_REFETCH_INTERVAL_SECONDS=300)
-    login(app.test_client(), fake_provider)
+    sign_in(app.test_client(), fake_provider)
     fake_provider.header = {"kid": "nobody-knows"}
     for _ in range(3):
-        assert login(app.test_client(), fake_provider).status_code == 400
+        assert sign_in(app.test_client(), fake_provider).status_code == 400
     assert fake_provider.jwks_requests == 1
 
 
-def test_explicit_endpoints_need_no_discovery(make_app: Any, fake_provider: Any) -> None:
+def test_explicit_endpoints_need_no_discovery(
+    make_app: MakeApp, fake_provider: FakeProvider
+) -> None:
     base = fake_provider.issuer
     app, _ = make_app(
         OIDC_AUTHORIZATION_ENDPOINT=f"{base}/authorize",
@@ -135,23 +137,25 @@ def test_explicit_endpoints_need_no_discovery(make_app: Any, fake_provider: Any)
 
 
 def test_a_failing_key_set_is_not_fetched_again_for_every_unknown_key(
-    make_app: Any, fake_provider: Any, monkeypatch: Any
+    make_app: MakeApp, fake_provider: FakeProvider, clock: Clock
 ) -> None:
     app, _ = make_app(OIDC_JWKS_REFETCH_INTERVAL_SECONDS=300)
-    login(app.test_client(), fake_provider)
-    move_provider_clock(monkeypatch, 301)
+    sign_in(app.test_client(), fake_provider)
+    clock.advance(301)
     fake_provider.jwks_status = 503
     fake_provider.header = {"kid": "nobody-knows"}
-    statuses = [login(app.test_client(), fake_provider).status_code for _ in range(3)]
+    statuses = [sign_in(app.test_client(), fake_provider).status_code for _ in range(3)]
     assert statuses == [502, 400, 400]  # one failed attempt, then no more until the interval
     assert fake_provider.jwks_requests == 2
 
 
-def test_hs256_id_tokens_only_when_configured(make_app: Any, fake_provider: Any) -> None:
+def test_hs256_id_tokens_are_accepted_only_when_configured(
+    make_app: MakeApp, fake_provider: FakeProvider
+) -> None:
     fake_provider.header = {"alg": "HS256"}
     app, _ = make_app()
-    assert login(app.test_client(), fake_provider).status_code == 400
+    assert sign_in(app.test_client(), fake_provider).status_code == 400
     app, _ = make_app(OIDC_ID_TOKEN_ALGORITHMS=["HS256"])
     client = app.test_client()
-    assert login(client, fake_provider).status_code == 302  # signed with the client secret
+    assert sign_in(client, fake_provider).status_code == 302  # signed with the client secret
     assert client.get("/private").text == "hello alice"

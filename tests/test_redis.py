@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 from apps import (
@@ -10,15 +10,24 @@ from apps import (
     SCRIPT,
     check_no_lost_update,
     check_one_spend,
-    expire_renewal,
-    login,
+    session_redis,
+    sign_in,
     tokens_of,
 )
+from conftest import MakeApp, RedisServer, Serve
+from fake_provider import FakeProvider
+from flask import Flask, Request
+from flask.sessions import SessionMixin
 from redis import Redis
+
+from flask_oidc_refresh.sessions import OutageGuard
+from flask_oidc_refresh.testing import pass_renewal_deadline
 
 
 @pytest.fixture
-def redis_app(make_app: Any, redis_server: Any, fake_provider: Any) -> Any:
+def redis_app(
+    make_app: MakeApp, redis_server: RedisServer, fake_provider: FakeProvider
+) -> Iterator[Flask]:
     fake_provider.issue_refresh_tokens = True
     client = Redis.from_url(redis_server.url, socket_timeout=1, socket_connect_timeout=1)
     app, _ = make_app(SESSION_TYPE="redis", SESSION_REDIS=client)
@@ -26,74 +35,86 @@ def redis_app(make_app: Any, redis_server: Any, fake_provider: Any) -> Any:
     client.close()
 
 
-def test_sessions_and_token_records_live_in_redis(redis_app: Any, fake_provider: Any) -> None:
+def test_sessions_and_token_records_live_in_redis(
+    redis_app: Flask, fake_provider: FakeProvider
+) -> None:
     client = redis_app.test_client()
-    login(client, fake_provider)
-    redis = redis_app.session_interface.client
-    keys = sorted(key.decode().split(":")[0] for key in redis.keys("*"))
+    sign_in(client, fake_provider)
+    redis = session_redis(redis_app)
+    prefixes = []
+    for key in redis.keys("*"):
+        assert isinstance(key, bytes)  # the client does not decode answers
+        prefixes.append(key.decode().split(":")[0])
     # the session, its tokens, and its listing for back-channel logout (by sub: no sid here)
-    assert keys == ["oidc-sub", "oidc-sub-without-sid", "oidc-tokens", "session"]
+    assert sorted(prefixes) == ["oidc-sub", "oidc-sub-without-sid", "oidc-tokens", "session"]
     [record] = redis.keys("oidc-tokens:*")
     assert redis.ttl(record) > 0  # expires with the session
     session_data = redis.get(next(iter(redis.keys("session:*"))))
+    assert isinstance(session_data, bytes)
     assert tokens_of(client).access_token.encode() not in session_data
 
 
 def test_renewal_uses_a_redis_lock_and_spends_once(
-    redis_app: Any, fake_provider: Any, serve: Any
+    redis_app: Flask, fake_provider: FakeProvider, serve: Serve
 ) -> None:
     check_one_spend(redis_app, fake_provider, serve(redis_app))
 
 
 def test_redis_down_is_a_503_not_a_500_and_not_a_sign_out(
-    redis_app: Any, redis_server: Any, fake_provider: Any, caplog: pytest.LogCaptureFixture
+    redis_app: Flask,
+    redis_server: RedisServer,
+    fake_provider: FakeProvider,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     client = redis_app.test_client()
-    login(client, fake_provider)
+    sign_in(client, fake_provider)
     redis_server.stop()
     page = client.get("/private", headers=NAVIGATION)
     assert page.status_code == 503
     assert page.mimetype == "text/html"
     script = client.get("/api/data", headers=SCRIPT)
     assert script.status_code == 503
+    assert script.json is not None
     assert script.json["error"] == "session_store_unavailable"
     assert "session store unavailable" in caplog.text
     assert client.get_cookie("session") is not None  # the cookie was not deleted
 
 
 def test_redis_failing_during_a_renewal_is_a_503(
-    redis_app: Any, redis_server: Any, fake_provider: Any
+    redis_app: Flask, redis_server: RedisServer, fake_provider: FakeProvider
 ) -> None:
     client = redis_app.test_client()
-    login(client, fake_provider)
-    expire_renewal(client)
+    sign_in(client, fake_provider)
+    pass_renewal_deadline(client)
     interface = redis_app.session_interface
+    assert isinstance(interface, OutageGuard)
     original = interface._inner.open_session
 
-    def open_then_fail(app: Any, request: Any) -> Any:
-        session = original(app, request)
+    def open_then_fail(app: Flask, request: Request) -> SessionMixin | None:
+        session: SessionMixin | None = original(app, request)
         redis_server.stop()  # Redis goes away after the session was read
         return session
 
     interface._inner.open_session = open_then_fail
     response = client.get("/api/data", headers=SCRIPT)
     assert response.status_code == 503
+    assert response.json is not None
     assert response.json["error"] == "session_store_unavailable"
 
 
 def test_the_back_channel_index_lives_as_long_as_the_session(
-    redis_app: Any, fake_provider: Any
+    redis_app: Flask, fake_provider: FakeProvider
 ) -> None:
     client = redis_app.test_client()
-    login(client, fake_provider)
-    redis = redis_app.session_interface.client
+    sign_in(client, fake_provider)
+    redis = session_redis(redis_app)
     redis.expire("oidc-sub:alice", 5)
-    expire_renewal(client)
+    pass_renewal_deadline(client)
     assert client.get("/private").text == "hello alice"  # renewed with the refresh token
     assert redis.ttl("oidc-sub:alice") > 3600
 
 
 def test_a_late_session_save_cannot_bring_old_tokens_back(
-    redis_app: Any, fake_provider: Any, serve: Any
+    redis_app: Flask, fake_provider: FakeProvider, serve: Serve
 ) -> None:
     check_no_lost_update(redis_app, fake_provider, serve(redis_app))

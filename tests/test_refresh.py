@@ -10,31 +10,38 @@ import pytest
 from apps import (
     NAVIGATION,
     SCRIPT,
+    change_tokens,
     check_no_lost_update,
     check_one_spend,
-    expire_renewal,
-    login,
     recorded,
+    renewal_deadline,
+    sign_in,
+    sign_in_of,
     tokens_of,
-    update_tokens,
 )
+from conftest import Clock, MakeApp, Serve
+from fake_provider import FakeProvider
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from flask_oidc_refresh import session_renewal_failed, session_renewed
+from flask_oidc_refresh.testing import pass_renewal_deadline
 
 
 @pytest.fixture
-def refreshing(fake_provider: Any) -> Any:
+def refreshing(fake_provider: FakeProvider) -> FakeProvider:
     fake_provider.issue_refresh_tokens = True
     return fake_provider
 
 
 @pytest.fixture
-def signed_in(client: Any, refreshing: Any) -> Any:
-    login(client, refreshing)
+def signed_in(client: FlaskClient, refreshing: FakeProvider) -> FlaskClient:
+    sign_in(client, refreshing)
     return client
 
 
-def prompt(response: Any) -> str | None:
+def prompt(response: TestResponse) -> str | None:
     values = parse_qs(urlsplit(response.headers["Location"]).query).get("prompt")
     return values[0] if values else None
 
@@ -45,10 +52,15 @@ def prompt(response: Any) -> str | None:
     ids=["page", "script", "post"],
 )
 def test_due_session_is_renewed_server_side_for_any_request(
-    app: Any, signed_in: Any, refreshing: Any, method: str, path: str, headers: dict[str, str]
+    app: Flask,
+    signed_in: FlaskClient,
+    refreshing: FakeProvider,
+    method: str,
+    path: str,
+    headers: dict[str, str],
 ) -> None:
     before = tokens_of(signed_in)
-    expire_renewal(signed_in)
+    pass_renewal_deadline(signed_in)
     with recorded(session_renewed, app) as renewals:
         response = signed_in.open(path, method=method, headers=headers)
     assert response.status_code == 200
@@ -58,55 +70,58 @@ def test_due_session_is_renewed_server_side_for_any_request(
     assert after.renew_at > time.time() + 800
     assert refreshing.refresh_requests() == 1
     assert [r["method"] for r in renewals] == ["refresh_token"]
-    with signed_in.session_transaction() as session:
-        assert session["_oidc_login"]["renew_at"] == after.renew_at
+    assert renewal_deadline(signed_in) == after.renew_at
 
 
-def test_refresh_request_authenticates_the_client(signed_in: Any, refreshing: Any) -> None:
-    expire_renewal(signed_in)
+def test_refresh_request_authenticates_the_client(
+    signed_in: FlaskClient, refreshing: FakeProvider
+) -> None:
+    pass_renewal_deadline(signed_in)
     signed_in.get("/private")
     refresh = [r for r in refreshing.token_requests if r["form"]["grant_type"] == "refresh_token"]
     assert refresh[0]["auth"].username == "test-client"
 
 
 def test_deadline_is_never_later_than_the_access_tokens_expiry(
-    client: Any, refreshing: Any
+    client: FlaskClient, refreshing: FakeProvider
 ) -> None:
     refreshing.expires_in = 120
-    login(client, refreshing)
+    sign_in(client, refreshing)
     deadline = tokens_of(client).renew_at - time.time()
     assert 85 < deadline <= 90  # 120 s less a 30 s margin, well before the 900 s default
 
 
-def test_short_lived_access_tokens_keep_a_proportional_margin(client: Any, refreshing: Any) -> None:
+def test_short_lived_access_tokens_keep_a_proportional_margin(
+    client: FlaskClient, refreshing: FakeProvider
+) -> None:
     refreshing.expires_in = 40
-    login(client, refreshing)
+    sign_in(client, refreshing)
     assert 25 < tokens_of(client).renew_at - time.time() <= 30
 
 
 def test_without_refresh_token_the_deadline_ignores_access_token_expiry(
-    client: Any, fake_provider: Any
+    client: FlaskClient, fake_provider: FakeProvider
 ) -> None:
     fake_provider.expires_in = 120
-    login(client, fake_provider)
+    sign_in(client, fake_provider)
     assert tokens_of(client).renew_at - time.time() > 890
 
 
-def test_refresh_tokens_can_be_switched_off(make_app: Any, refreshing: Any) -> None:
+def test_refresh_tokens_can_be_switched_off(make_app: MakeApp, refreshing: FakeProvider) -> None:
     app, _ = make_app(OIDC_USE_REFRESH_TOKENS=False)
     client = app.test_client()
-    login(client, refreshing)
+    sign_in(client, refreshing)
     assert tokens_of(client).refresh_token is None
-    expire_renewal(client)
+    pass_renewal_deadline(client)
     assert prompt(client.get("/private", headers=NAVIGATION)) == "none"
     assert refreshing.refresh_requests() == 0
 
 
 def test_refresh_response_without_id_token_keeps_the_claims(
-    signed_in: Any, refreshing: Any
+    signed_in: FlaskClient, refreshing: FakeProvider
 ) -> None:
     refreshing.refresh_id_token = False
-    expire_renewal(signed_in)
+    pass_renewal_deadline(signed_in)
     assert signed_in.get("/private").text == "hello alice"
     assert tokens_of(signed_in).claims["email"] == "alice@example.test"
 
@@ -117,17 +132,19 @@ def test_refresh_response_without_id_token_keeps_the_claims(
     ids=["sub", "iss", "aud", "expired"],
 )
 def test_a_bad_id_token_in_the_refresh_response_falls_back_to_the_browser(
-    signed_in: Any, refreshing: Any, claims: dict[str, Any]
+    signed_in: FlaskClient, refreshing: FakeProvider, claims: dict[str, Any]
 ) -> None:
-    expire_renewal(signed_in)
+    pass_renewal_deadline(signed_in)
     refreshing.claims = claims
     assert prompt(signed_in.get("/private", headers=NAVIGATION)) == "none"
     assert tokens_of(signed_in).refresh_token is None
 
 
-def test_invalid_grant_falls_back_to_the_browser(app: Any, signed_in: Any, refreshing: Any) -> None:
+def test_invalid_grant_falls_back_to_the_browser(
+    app: Flask, signed_in: FlaskClient, refreshing: FakeProvider
+) -> None:
     refreshing.refresh_tokens.clear()  # the provider forgot them (revoked, expired)
-    expire_renewal(signed_in)
+    pass_renewal_deadline(signed_in)
     with recorded(session_renewal_failed, app) as failures:
         assert signed_in.post("/write", headers=SCRIPT).text == "written"  # POST passes through
     assert "invalid_grant" in failures[0]["reason"]
@@ -138,111 +155,120 @@ def test_invalid_grant_falls_back_to_the_browser(app: Any, signed_in: Any, refre
 
 
 def test_provider_down_serves_while_the_access_token_is_valid_and_retries_later(
-    make_app: Any, refreshing: Any, monkeypatch: Any, caplog: pytest.LogCaptureFixture
+    make_app: MakeApp, refreshing: FakeProvider, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     app, _ = make_app(OIDC_REFRESH_RETRY_SECONDS=30)
     client = app.test_client()
-    login(client, refreshing)
-    expire_renewal(client)
+    sign_in(client, refreshing)
+    pass_renewal_deadline(client)
     refreshing.token_status, refreshing.token_body = 503, "<html>down</html>"
     for _ in range(3):
         assert client.get("/private", headers=NAVIGATION).text == "hello alice"
     assert refreshing.refresh_requests() == 1  # not retried on every request
     assert "renewal postponed, the provider is unavailable" in caplog.text
     refreshing.token_status, refreshing.token_body = 200, None
-    later = time.time() + 31
-    monkeypatch.setattr("flask_oidc_refresh.renewal.time.time", lambda: later)
+    clock.advance(31)
     assert client.get("/private", headers=NAVIGATION).text == "hello alice"
     assert refreshing.refresh_requests() == 2
     assert tokens_of(client).retry_at == 0
 
 
-def test_provider_slow_is_like_down(make_app: Any, refreshing: Any) -> None:
+def test_provider_slow_is_like_down(make_app: MakeApp, refreshing: FakeProvider) -> None:
     app, _ = make_app(OIDC_HTTP_TIMEOUT_SECONDS=0.3)
     client = app.test_client()
-    login(client, refreshing)
-    expire_renewal(client)
+    sign_in(client, refreshing)
+    pass_renewal_deadline(client)
     refreshing.delay = 1.0
     assert client.get("/api/data", headers=SCRIPT).json == {"sub": "alice"}
 
 
 def test_provider_down_with_an_expired_access_token_is_a_503_and_keeps_the_session(
-    signed_in: Any, refreshing: Any
+    signed_in: FlaskClient, refreshing: FakeProvider
 ) -> None:
-    expire_renewal(signed_in, expires_at=time.time() - 1)
+    change_tokens(signed_in, expires_at=time.time() - 1)
+    pass_renewal_deadline(signed_in)
     refreshing.token_status, refreshing.token_body = 503, "<html>down</html>"
     response = signed_in.get("/api/data", headers=SCRIPT)
     assert response.status_code == 503
+    assert response.json is not None
     assert response.json["error"] == "renewal_unavailable"
     page = signed_in.get("/private", headers=NAVIGATION)
     assert page.status_code == 503 and page.mimetype == "text/html"
     refreshing.token_status, refreshing.token_body = 200, None
-    expire_renewal(signed_in, retry_at=0)
+    change_tokens(signed_in, retry_at=0)
+    pass_renewal_deadline(signed_in)
     assert signed_in.get("/private").text == "hello alice"
 
 
 def test_access_token_property_renews_a_token_about_to_expire(
-    signed_in: Any, refreshing: Any
+    signed_in: FlaskClient, refreshing: FakeProvider
 ) -> None:
     response = signed_in.get("/api/token")
+    assert response.json is not None
     fresh = response.json["access_token"]
     assert fresh == tokens_of(signed_in).access_token
     assert refreshing.refresh_requests() == 0
     assert "Set-Cookie" not in response.headers  # reading a fresh token writes nothing
-    expire_renewal(signed_in, expires_at=time.time() + 10)
-    renewed = signed_in.get("/api/token").json["access_token"]
+    change_tokens(signed_in, expires_at=time.time() + 10)
+    pass_renewal_deadline(signed_in)
+    response = signed_in.get("/api/token")
+    assert response.json is not None
+    renewed = response.json["access_token"]
     assert renewed != fresh and refreshing.refresh_requests() == 1
 
 
 def test_access_token_property_is_none_once_expired_without_refresh_token(
-    client: Any, fake_provider: Any
+    client: FlaskClient, fake_provider: FakeProvider
 ) -> None:
-    login(client, fake_provider)
-    assert client.get("/api/token").json["access_token"] == tokens_of(client).access_token
-    update_tokens(client, expires_at=time.time() - 1)
-    assert client.get("/api/token").json["access_token"] is None
+    sign_in(client, fake_provider)
+    response = client.get("/api/token")
+    assert response.json is not None
+    assert response.json["access_token"] == tokens_of(client).access_token
+    change_tokens(client, expires_at=time.time() - 1)
+    response = client.get("/api/token")
+    assert response.json is not None
+    assert response.json["access_token"] is None
 
 
 def test_concurrent_requests_spend_the_refresh_token_once(
-    app: Any, refreshing: Any, serve: Any
+    app: Flask, refreshing: FakeProvider, serve: Serve
 ) -> None:
     check_one_spend(app, refreshing, serve(app))
 
 
 def test_a_request_that_started_before_a_renewal_cannot_write_old_tokens_back(
-    app: Any, refreshing: Any, serve: Any
+    app: Flask, refreshing: FakeProvider, serve: Serve
 ) -> None:
     check_no_lost_update(app, refreshing, serve(app))
 
 
-def test_a_record_that_is_gone_signs_the_session_out(signed_in: Any) -> None:
-    from flask_oidc_refresh.state import get_state
+def test_a_record_that_is_gone_signs_the_session_out(signed_in: FlaskClient) -> None:
+    from flask_oidc_refresh.relying_party import relying_party
 
-    with signed_in.session_transaction() as session:
-        record = session["_oidc_login"]["record"]
-    expire_renewal(signed_in)
+    pass_renewal_deadline(signed_in)
+    ended = sign_in_of(signed_in)
+    assert ended is not None
     with signed_in.application.app_context():
-        get_state(signed_in.application).token_store.delete(record)
+        relying_party().token_store.drop(ended.record)
     response = signed_in.get("/private", headers=NAVIGATION)
     assert prompt(response) is None  # an interactive sign-in
     assert signed_in.get("/api/data", headers=SCRIPT).status_code == 401
 
 
 def test_a_rotated_refresh_token_is_kept_when_checking_the_new_id_token_fails(
-    make_app: Any, refreshing: Any, monkeypatch: Any
+    make_app: MakeApp, refreshing: FakeProvider, clock: Clock
 ) -> None:
     app, _ = make_app(OIDC_JWKS_REFETCH_INTERVAL_SECONDS=0)
     client = app.test_client()
-    login(client, refreshing)
-    expire_renewal(client)
+    sign_in(client, refreshing)
+    pass_renewal_deadline(client)
     refreshing.header = {"kid": "rotated-key"}  # the new ID token names a key we must fetch
     refreshing.jwks_status = 503  # and the key set cannot be fetched just now
     assert client.get("/private").text == "hello alice"  # served: the access token is valid
     kept = tokens_of(client).refresh_token
     assert kept in refreshing.refresh_tokens  # the rotated one, still live at the provider
     refreshing.header, refreshing.jwks_status = {}, 200
-    later = time.time() + 31
-    monkeypatch.setattr("flask_oidc_refresh.renewal.time.time", lambda: later)
+    clock.advance(31)
     assert client.get("/private").text == "hello alice"
     assert refreshing.refresh_requests() == 2 and refreshing.refresh_tokens  # no reuse
 
@@ -251,11 +277,11 @@ def test_a_rotated_refresh_token_is_kept_when_checking_the_new_id_token_fails(
     "claims", [{"auth_time": 12345}, {"azp": "other-client"}], ids=["auth_time", "azp"]
 )
 def test_a_refreshed_id_token_must_keep_the_original_authentication(
-    client: Any, refreshing: Any, claims: dict[str, Any]
+    client: FlaskClient, refreshing: FakeProvider, claims: dict[str, Any]
 ) -> None:
     refreshing.claims = {"auth_time": 1000}
-    login(client, refreshing)
-    expire_renewal(client)
+    sign_in(client, refreshing)
+    pass_renewal_deadline(client)
     refreshing.claims = {"auth_time": 1000, **claims}
     assert prompt(client.get("/private", headers=NAVIGATION)) == "none"
     assert tokens_of(client).refresh_token is None

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from apps import NAVIGATION, SCRIPT, expire_renewal, login, recorded
-from flask import Blueprint
+from apps import (
+    NAVIGATION,
+    SCRIPT,
+    recorded,
+    renewal_deadline,
+    sign_in,
+)
+from conftest import MakeApp
+from fake_provider import FakeProvider
+from flask import Blueprint, Flask
+from flask.testing import FlaskClient
 
 from flask_oidc_refresh import session_renewal_failed, session_renewed
+from flask_oidc_refresh.testing import pass_renewal_deadline
 
 
 def query(url: str) -> dict[str, str]:
@@ -19,18 +29,13 @@ def query(url: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def signed_in(client: Any, fake_provider: Any) -> Any:
-    login(client, fake_provider)
+def signed_in(client: FlaskClient, fake_provider: FakeProvider) -> FlaskClient:
+    sign_in(client, fake_provider)
     fake_provider.token_requests.clear()
     return client
 
 
-def renew_at(client: Any) -> float:
-    with client.session_transaction() as session:
-        return float(session["_oidc_login"]["renew_at"])
-
-
-def test_fresh_session_is_left_alone(signed_in: Any, fake_provider: Any) -> None:
+def test_fresh_session_is_left_alone(signed_in: FlaskClient, fake_provider: FakeProvider) -> None:
     for _ in range(3):
         response = signed_in.get("/private", headers=NAVIGATION)
         assert response.status_code == 200
@@ -39,9 +44,9 @@ def test_fresh_session_is_left_alone(signed_in: Any, fake_provider: Any) -> None
 
 
 def test_navigation_past_the_deadline_renews_silently_and_comes_back(
-    app: Any, signed_in: Any, fake_provider: Any
+    app: Flask, signed_in: FlaskClient, fake_provider: FakeProvider
 ) -> None:
-    expire_renewal(signed_in)
+    pass_renewal_deadline(signed_in)
     with recorded(session_renewed, app) as renewals:
         response = signed_in.get("/private?page=3", headers=NAVIGATION)
         assert response.status_code == 302
@@ -54,21 +59,23 @@ def test_navigation_past_the_deadline_renews_silently_and_comes_back(
         )
     assert back.status_code == 302
     assert back.headers["Location"] == "/private?page=3"
-    assert renew_at(signed_in) > time.time() + 800
+    deadline = renewal_deadline(signed_in)
+    assert deadline is not None
+    assert deadline > time.time() + 800
     assert signed_in.get("/private", headers=NAVIGATION).text == "hello alice"
     assert [r["method"] for r in renewals] == ["prompt_none"]
 
 
-def test_head_is_renewed_like_get(signed_in: Any) -> None:
-    expire_renewal(signed_in)
+def test_head_is_renewed_like_get(signed_in: FlaskClient) -> None:
+    pass_renewal_deadline(signed_in)
     response = signed_in.head("/private", headers=NAVIGATION)
     assert response.status_code == 302
     assert query(response.headers["Location"])["prompt"] == "none"
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
-def test_unsafe_methods_pass_through(signed_in: Any, method: str) -> None:
-    expire_renewal(signed_in)
+def test_unsafe_methods_pass_through(signed_in: FlaskClient, method: str) -> None:
+    pass_renewal_deadline(signed_in)
     response = signed_in.open("/write", method=method, headers=SCRIPT)
     assert response.status_code == 200
     assert response.text == "written"
@@ -87,8 +94,10 @@ def test_unsafe_methods_pass_through(signed_in: Any, method: str) -> None:
     ],
     ids=["xhr", "fetch-cors", "fetch-same-origin", "dest-empty", "accept-json", "axios", "htmx"],
 )
-def test_script_requests_get_403_with_refresh_url(signed_in: Any, headers: dict[str, str]) -> None:
-    expire_renewal(signed_in)
+def test_script_requests_get_403_with_refresh_url(
+    signed_in: FlaskClient, headers: dict[str, str]
+) -> None:
+    pass_renewal_deadline(signed_in)
     response = signed_in.get("/api/data", headers=headers)
     assert response.status_code == 403
     assert response.headers["Cache-Control"] == "no-store"
@@ -110,29 +119,29 @@ def test_script_requests_get_403_with_refresh_url(signed_in: Any, headers: dict[
     ],
     ids=["browser-accept", "fetch-metadata-document", "fetch-metadata-iframe", "any", "no-headers"],
 )
-def test_page_loads_are_navigations(signed_in: Any, headers: dict[str, str]) -> None:
-    expire_renewal(signed_in)
+def test_page_loads_are_navigations(signed_in: FlaskClient, headers: dict[str, str]) -> None:
+    pass_renewal_deadline(signed_in)
     response = signed_in.get("/private", headers=headers)
     assert response.status_code == 302
     assert query(response.headers["Location"])["prompt"] == "none"
 
 
-def test_refresh_url_comes_back_to_the_page_that_called(signed_in: Any) -> None:
-    expire_renewal(signed_in)
+def test_refresh_url_comes_back_to_the_page_that_called(signed_in: FlaskClient) -> None:
+    pass_renewal_deadline(signed_in)
     response = signed_in.get(
         "/api/data", headers={**SCRIPT, "Referer": "http://localhost/reports?y=1"}
     )
     assert response.headers["refresh_url"] == "/oidc/refresh?next=/reports?y%3D1"
 
 
-def test_refresh_url_ignores_a_page_of_another_site(signed_in: Any) -> None:
-    expire_renewal(signed_in)
+def test_refresh_url_ignores_a_page_of_another_site(signed_in: FlaskClient) -> None:
+    pass_renewal_deadline(signed_in)
     response = signed_in.get("/api/data", headers={**SCRIPT, "Referer": "https://evil.example/x"})
     assert response.headers["refresh_url"] == "/oidc/refresh?next=/"
 
 
-def test_htmx_requests_also_get_hx_redirect(signed_in: Any) -> None:
-    expire_renewal(signed_in)
+def test_htmx_requests_also_get_hx_redirect(signed_in: FlaskClient) -> None:
+    pass_renewal_deadline(signed_in)
     headers = {"HX-Request": "true", "HX-Current-URL": "http://localhost/board"}
     response = signed_in.get("/api/data", headers=headers)
     assert response.status_code == 403
@@ -140,8 +149,10 @@ def test_htmx_requests_also_get_hx_redirect(signed_in: Any) -> None:
     assert response.headers["HX-Redirect"] == response.headers["refresh_url"]
 
 
-def test_refresh_view_starts_the_silent_round_trip(signed_in: Any, fake_provider: Any) -> None:
-    expire_renewal(signed_in)
+def test_refresh_view_starts_the_silent_round_trip(
+    signed_in: FlaskClient, fake_provider: FakeProvider
+) -> None:
+    pass_renewal_deadline(signed_in)
     response = signed_in.get("/oidc/refresh?next=/reports")
     assert query(response.headers["Location"])["prompt"] == "none"
     back = signed_in.get(
@@ -150,8 +161,10 @@ def test_refresh_view_starts_the_silent_round_trip(signed_in: Any, fake_provider
     assert back.headers["Location"] == "/reports"
 
 
-def test_refresh_view_limits_next_to_this_site(signed_in: Any, fake_provider: Any) -> None:
-    expire_renewal(signed_in)
+def test_refresh_view_limits_next_to_this_site(
+    signed_in: FlaskClient, fake_provider: FakeProvider
+) -> None:
+    pass_renewal_deadline(signed_in)
     response = signed_in.get("/oidc/refresh?next=https://evil.example/")
     back = signed_in.get(
         "/oidc/callback", query_string=fake_provider.authorize(response.headers["Location"])
@@ -159,18 +172,20 @@ def test_refresh_view_limits_next_to_this_site(signed_in: Any, fake_provider: An
     assert back.headers["Location"] == "/"
 
 
-def test_refresh_view_when_another_tab_already_renewed(signed_in: Any) -> None:
+def test_refresh_view_goes_straight_back_when_another_tab_already_renewed(
+    signed_in: FlaskClient,
+) -> None:
     response = signed_in.get("/oidc/refresh?next=/reports")
     assert response.status_code == 302
     assert response.headers["Location"] == "/reports"
 
 
-def test_refresh_view_without_a_session_signs_in(client: Any) -> None:
+def test_refresh_view_without_a_session_signs_in(client: FlaskClient) -> None:
     response = client.get("/oidc/refresh?next=/reports")
     assert "prompt" not in query(response.headers["Location"])
 
 
-def test_refresh_done_page(client: Any) -> None:
+def test_refresh_done_page_is_served_and_never_cached(client: FlaskClient) -> None:
     response = client.get("/oidc/refresh/done")
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
@@ -181,9 +196,9 @@ def test_refresh_done_page(client: Any) -> None:
     ["login_required", "interaction_required", "consent_required", "account_selection_required"],
 )
 def test_failed_silent_renewal_ends_the_sign_in_and_signs_in_again(
-    app: Any, signed_in: Any, fake_provider: Any, error: str
+    app: Flask, signed_in: FlaskClient, fake_provider: FakeProvider, error: str
 ) -> None:
-    expire_renewal(signed_in)
+    pass_renewal_deadline(signed_in)
     location = signed_in.get("/private?x=1", headers=NAVIGATION).headers["Location"]
     params = fake_provider.authorize(location)
     del params["code"]
@@ -206,9 +221,9 @@ def test_failed_silent_renewal_ends_the_sign_in_and_signs_in_again(
     ids=["sub", "iss", "nonce"],
 )
 def test_silent_renewal_with_a_bad_token_ends_the_sign_in(
-    signed_in: Any, fake_provider: Any, claims: dict[str, str]
+    signed_in: FlaskClient, fake_provider: FakeProvider, claims: dict[str, str]
 ) -> None:
-    expire_renewal(signed_in)
+    pass_renewal_deadline(signed_in)
     location = signed_in.get("/private", headers=NAVIGATION).headers["Location"]
     fake_provider.claims = claims
     response = signed_in.get("/oidc/callback", query_string=fake_provider.authorize(location))
@@ -218,22 +233,26 @@ def test_silent_renewal_with_a_bad_token_ends_the_sign_in(
     assert signed_in.get("/api/data", headers=SCRIPT).status_code == 401
 
 
-def test_failure_url_setting(make_app: Any, fake_provider: Any) -> None:
+def test_a_failed_silent_renewal_goes_to_the_configured_failure_url(
+    make_app: MakeApp, fake_provider: FakeProvider
+) -> None:
     app, _ = make_app(OIDC_LOGIN_REDIRECT_URL_FAILURE="/signed-out")
     client = app.test_client()
-    login(client, fake_provider)
-    expire_renewal(client)
+    sign_in(client, fake_provider)
+    pass_renewal_deadline(client)
     params = fake_provider.authorize(client.get("/private").headers["Location"])
     del params["code"]
     response = client.get("/oidc/callback", query_string={**params, "error": "login_required"})
     assert response.headers["Location"] == "/signed-out"
 
 
-def test_protected_failure_url_does_not_loop(make_app: Any, fake_provider: Any) -> None:
+def test_protected_failure_url_does_not_loop(
+    make_app: MakeApp, fake_provider: FakeProvider
+) -> None:
     app, _ = make_app(OIDC_LOGIN_REDIRECT_URL_FAILURE="/private")
     client = app.test_client()
-    login(client, fake_provider)
-    expire_renewal(client)
+    sign_in(client, fake_provider)
+    pass_renewal_deadline(client)
     params = fake_provider.authorize(client.get("/private").headers["Location"])
     del params["code"]
     assert (
@@ -247,8 +266,8 @@ def test_protected_failure_url_does_not_loop(make_app: Any, fake_provider: Any) 
     assert "prompt" not in query(client.get(response.headers["Location"]).headers["Location"])
 
 
-def test_one_silent_attempt_per_deadline(signed_in: Any) -> None:
-    expire_renewal(signed_in)
+def test_one_silent_attempt_per_deadline(signed_in: FlaskClient) -> None:
+    pass_renewal_deadline(signed_in)
     first = signed_in.get("/private", headers=NAVIGATION)
     assert query(first.headers["Location"])["prompt"] == "none"
     # the attempt never came back (tab closed, provider stuck): the next page load is interactive
@@ -257,10 +276,10 @@ def test_one_silent_attempt_per_deadline(signed_in: Any) -> None:
 
 
 def test_a_successful_renewal_allows_the_next_silent_attempt(
-    signed_in: Any, fake_provider: Any
+    signed_in: FlaskClient, fake_provider: FakeProvider
 ) -> None:
     for _ in range(2):
-        expire_renewal(signed_in)
+        pass_renewal_deadline(signed_in)
         location = signed_in.get("/private", headers=NAVIGATION).headers["Location"]
         assert query(location)["prompt"] == "none"
         signed_in.get("/oidc/callback", query_string=fake_provider.authorize(location))
@@ -269,46 +288,52 @@ def test_a_successful_renewal_allows_the_next_silent_attempt(
 # Exemptions
 
 
-def test_exempt_view_is_never_renewed(signed_in: Any) -> None:
-    expire_renewal(signed_in)
+def test_exempt_view_is_never_renewed(signed_in: FlaskClient) -> None:
+    pass_renewal_deadline(signed_in)
     assert signed_in.get("/health", headers=NAVIGATION).text == "ok"
 
 
-def test_exempt_blueprint_covers_nested_blueprints(signed_in: Any) -> None:
-    expire_renewal(signed_in)
+def test_exempt_blueprint_covers_nested_blueprints(signed_in: FlaskClient) -> None:
+    pass_renewal_deadline(signed_in)
     assert signed_in.get("/public/nested/page", headers=NAVIGATION).text == "nested"
 
 
 @pytest.mark.parametrize(
     "rule", ["/private", "private", re.compile(r"/priv")], ids=["path", "endpoint", "regex"]
 )
-def test_exempt_urls_setting(make_app: Any, fake_provider: Any, rule: Any) -> None:
+def test_the_exempt_urls_setting_exempts_only_the_matching_urls(
+    make_app: MakeApp, fake_provider: FakeProvider, rule: str | re.Pattern[str]
+) -> None:
     app, _ = make_app(OIDC_EXEMPT_URLS=[rule])
     client = app.test_client()
-    login(client, fake_provider)
-    expire_renewal(client)
+    sign_in(client, fake_provider)
+    pass_renewal_deadline(client)
     assert client.get("/private", headers=NAVIGATION).text == "hello alice"
     assert client.get("/api/data", headers=SCRIPT).status_code == 403
 
 
-def test_exempt_by_endpoint_name(make_app: Any, fake_provider: Any) -> None:
+def test_a_view_exempted_by_endpoint_name_is_never_renewed(
+    make_app: MakeApp, fake_provider: FakeProvider
+) -> None:
     app, oidc = make_app()
     oidc.exempt("private")
     client = app.test_client()
-    login(client, fake_provider)
-    expire_renewal(client)
+    sign_in(client, fake_provider)
+    pass_renewal_deadline(client)
     assert client.get("/private", headers=NAVIGATION).status_code == 200
 
 
-def test_extension_routes_static_files_and_404s_are_skipped(signed_in: Any) -> None:
-    expire_renewal(signed_in)
+def test_extension_routes_static_files_and_404s_are_skipped(signed_in: FlaskClient) -> None:
+    pass_renewal_deadline(signed_in)
     with signed_in.get("/oidc/static/oidc-refresh.js") as response:
         assert response.status_code == 200
     assert signed_in.get("/no-such-page", headers=NAVIGATION).status_code == 404
     assert signed_in.get("/oidc/refresh/done").status_code == 200
 
 
-def test_exempt_works_in_every_decorator_order(make_app: Any, fake_provider: Any) -> None:
+def test_exempt_works_in_every_decorator_order(
+    make_app: MakeApp, fake_provider: FakeProvider
+) -> None:
     app, oidc = make_app()
     bp = Blueprint("orders", __name__)
 
@@ -332,13 +357,15 @@ def test_exempt_works_in_every_decorator_order(make_app: Any, fake_provider: Any
 
     app.register_blueprint(bp)
     client = app.test_client()
-    login(client, fake_provider)
-    expire_renewal(client)
+    sign_in(client, fake_provider)
+    pass_renewal_deadline(client)
     for name in "abc":
         assert client.get(f"/{name}", headers=NAVIGATION).text == name
 
 
-def test_exempt_before_any_app_exists(tmp_path: Any, fake_provider: Any) -> None:
+def test_a_view_exempted_before_any_app_exists_is_never_renewed(
+    tmp_path: Path, fake_provider: FakeProvider
+) -> None:
     from fake_provider import CLIENT_ID, CLIENT_SECRET
     from flask import Flask
 
@@ -357,19 +384,19 @@ def test_exempt_before_any_app_exists(tmp_path: Any, fake_provider: Any) -> None
     app.add_url_rule("/ping", view_func=ping)
     oidc.init_app(app)
     client = app.test_client()
-    login(client, fake_provider, "/ping")
-    expire_renewal(client)
+    sign_in(client, fake_provider, "/ping")
+    pass_renewal_deadline(client)
     assert client.get("/ping", headers=NAVIGATION).text == "pong"
 
 
 def test_a_crafted_path_cannot_turn_renewal_into_an_open_redirect(
-    make_app: Any, fake_provider: Any
+    make_app: MakeApp, fake_provider: FakeProvider
 ) -> None:
     app, _ = make_app()
     app.add_url_rule("/<section>/<page>", "page", lambda section, page: "page")
     client = app.test_client()
-    login(client, fake_provider)
-    expire_renewal(client)
+    sign_in(client, fake_provider)
+    pass_renewal_deadline(client)
     response = client.get("/%09/evil.example", headers=NAVIGATION)  # a tab would become //evil
     back = client.get(
         "/oidc/callback", query_string=fake_provider.authorize(response.headers["Location"])
@@ -377,14 +404,16 @@ def test_a_crafted_path_cannot_turn_renewal_into_an_open_redirect(
     assert back.headers["Location"] == "/"
 
 
-def test_a_malformed_referer_is_ignored(signed_in: Any) -> None:
-    expire_renewal(signed_in)
+def test_a_malformed_referer_is_ignored(signed_in: FlaskClient) -> None:
+    pass_renewal_deadline(signed_in)
     response = signed_in.get("/api/data", headers={**SCRIPT, "Referer": "http://[broken"})
     assert response.status_code == 403
     assert response.headers["refresh_url"] == "/oidc/refresh?next=/"
 
 
-def test_exempting_a_nested_blueprint_alone(make_app: Any, fake_provider: Any) -> None:
+def test_a_nested_blueprint_can_be_exempted_without_its_parent(
+    make_app: MakeApp, fake_provider: FakeProvider
+) -> None:
     app, oidc = make_app()
     parent, child = Blueprint("parent", __name__), Blueprint("child", __name__)
 
@@ -400,27 +429,29 @@ def test_exempting_a_nested_blueprint_alone(make_app: Any, fake_provider: Any) -
     app.register_blueprint(parent, url_prefix="/parent")
     oidc.exempt(child)
     client = app.test_client()
-    login(client, fake_provider)
-    expire_renewal(client)
+    sign_in(client, fake_provider)
+    pass_renewal_deadline(client)
     assert client.get("/parent/child/inner", headers=NAVIGATION).text == "inner"
     assert client.get("/parent/outer", headers=NAVIGATION).status_code == 302
 
 
-def test_an_exemption_made_after_requests_counts(make_app: Any, fake_provider: Any) -> None:
+def test_an_exemption_made_after_requests_counts(
+    make_app: MakeApp, fake_provider: FakeProvider
+) -> None:
     app, oidc = make_app()
     client = app.test_client()
-    login(client, fake_provider)
-    expire_renewal(client)
+    sign_in(client, fake_provider)
+    pass_renewal_deadline(client)
     assert client.get("/private", headers=NAVIGATION).status_code == 302
     oidc.exempt("private")
-    expire_renewal(client)
+    pass_renewal_deadline(client)
     assert client.get("/private", headers=NAVIGATION).text == "hello alice"
 
 
 def test_renewal_failure_signal_says_the_sign_in_ended(
-    app: Any, signed_in: Any, fake_provider: Any
+    app: Flask, signed_in: FlaskClient, fake_provider: FakeProvider
 ) -> None:
-    expire_renewal(signed_in)
+    pass_renewal_deadline(signed_in)
     params = fake_provider.authorize(signed_in.get("/private").headers["Location"])
     del params["code"]
     with recorded(session_renewal_failed, app) as failures:

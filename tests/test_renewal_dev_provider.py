@@ -3,18 +3,21 @@ a loop. Refresh tokens are switched off here so that the browser must renew."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from typing import Any
 from urllib.parse import urljoin
 
 import requests
-from signin import follow, sign_in
+from conftest import Served
+from provider_forms import follow, sign_in
+
+from flask_oidc_refresh.testing import pass_renewal_deadline
 
 PAGE_LOAD = {"Accept": "text/html", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
 FETCH = {"Accept": "*/*", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"}
 
 
-def signed_in(example_app: Callable[..., Any]) -> tuple[Any, requests.Session]:
+def signed_in(example_app: Callable[..., Served]) -> tuple[Served, requests.Session]:
     served = example_app(OIDC_USE_REFRESH_TOKENS="false")
     http = requests.Session()
     sign_in(http, f"{served.base}/profile")
@@ -22,10 +25,10 @@ def signed_in(example_app: Callable[..., Any]) -> tuple[Any, requests.Session]:
 
 
 def test_a_page_load_past_the_deadline_renews_without_any_form(
-    example_app: Callable[..., Any],
+    example_app: Callable[..., Served],
 ) -> None:
     served, http = signed_in(example_app)
-    served.expire_renewal(http)
+    pass_renewal_deadline(served.client(http))
     visited = []
     http.hooks["response"].append(lambda response, **_: visited.append(response.url))
     page = follow(http, f"{served.base}/profile?tab=claims")
@@ -33,7 +36,8 @@ def test_a_page_load_past_the_deadline_renews_without_any_form(
     assert page.url == f"{served.base}/profile?tab=claims"
     assert not any("/interaction/" in url for url in visited)  # no login or consent form
     assert any("prompt=none" in url for url in visited)
-    assert served.renewal_deadline(http) > __import__("time").time() + 800
+    deadline = http.get(f"{served.base}/api/me", headers=FETCH).json()["renewal_deadline"]
+    assert deadline > time.time() + 800
     silent = [
         e for e in served.provider.events("authorization.success") if e.get("prompt") == "none"
     ]
@@ -41,13 +45,13 @@ def test_a_page_load_past_the_deadline_renews_without_any_form(
 
 
 def test_without_a_provider_session_the_user_signs_in_again_no_loop(
-    example_app: Callable[..., Any],
+    example_app: Callable[..., Served],
 ) -> None:
     served, http = signed_in(example_app)
-    for cookie in list(http.cookies):
-        if cookie.name != "session":
-            http.cookies.clear(cookie.domain, cookie.path, cookie.name)
-    served.expire_renewal(http)
+    others = [(c.domain, c.path, c.name) for c in http.cookies if c.name != "session"]
+    for domain, path, name in others:
+        http.cookies.clear(domain, path, name)
+    pass_renewal_deadline(served.client(http))
     page = follow(http, f"{served.base}/profile")
     assert 'name="prompt" value="login"' in page.text  # the provider's login form, once
     assert http.get(f"{served.base}/api/me", headers=FETCH).status_code == 401  # signed out here
@@ -60,10 +64,10 @@ def test_without_a_provider_session_the_user_signs_in_again_no_loop(
 
 
 def test_script_requests_get_403_then_the_refresh_url_renews(
-    example_app: Callable[..., Any],
+    example_app: Callable[..., Served],
 ) -> None:
     served, http = signed_in(example_app)
-    served.expire_renewal(http)
+    pass_renewal_deadline(served.client(http))
     page = f"{served.base}/profile"
     for headers in (FETCH, {"X-Requested-With": "XMLHttpRequest"}):
         response = http.get(f"{served.base}/api/me", headers={**headers, "Referer": page})

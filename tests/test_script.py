@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
-from typing import Any
 
 import rjsmin
-from flask import render_template_string
+from flask import Flask, render_template_string
+from flask.testing import FlaskClient
 
 STATIC = Path(__file__).parent.parent / "flask_oidc_refresh" / "static"
 
 
-def test_template_helper_emits_the_script_tag(app: Any) -> None:
+def test_template_helper_emits_the_script_tag(app: Flask) -> None:
     with app.test_request_context():
         html = render_template_string("{{ oidc_refresh_script() }}")
     assert html == '<script src="/oidc/static/oidc-refresh.js" data-mode="navigate"></script>'
 
 
-def test_template_helper_options_and_csp_nonce(app: Any) -> None:
+def test_template_helper_renders_its_options_and_csp_nonce(app: Flask) -> None:
     with app.test_request_context():
         html = render_template_string(
             "{{ oidc_refresh_script(nonce='r4nd0m', mode='silent', install=True) }}"
@@ -29,7 +29,7 @@ def test_template_helper_options_and_csp_nonce(app: Any) -> None:
     )
 
 
-def test_template_helper_escapes_what_it_inserts(app: Any) -> None:
+def test_template_helper_escapes_what_it_inserts(app: Flask) -> None:
     with app.test_request_context():
         html = render_template_string(
             "{{ oidc_refresh_script(nonce=evil) }}", evil='"><script>x()</script>'
@@ -38,14 +38,14 @@ def test_template_helper_escapes_what_it_inserts(app: Any) -> None:
     assert 'nonce="&#34;&gt;&lt;script&gt;x()&lt;/script&gt;"' in html
 
 
-def test_template_helper_refuses_an_unknown_mode(app: Any) -> None:
+def test_template_helper_refuses_an_unknown_mode(app: Flask) -> None:
     import pytest
 
     with app.test_request_context(), pytest.raises(ValueError, match="mode"):
         render_template_string("{{ oidc_refresh_script(mode='loud') }}")
 
 
-def test_script_and_module_are_served(client: Any) -> None:
+def test_script_and_module_are_served(client: FlaskClient) -> None:
     with client.get("/oidc/static/oidc-refresh.js") as response:
         assert response.status_code == 200
         assert response.mimetype == "text/javascript"

@@ -1,0 +1,24 @@
+"""Where signed-in users' tokens live: in the session backend's own store, apart from the
+sessions, so that a request saving its whole session can never write old tokens back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Backend, LockTimeout, SessionIndex, TokenStore
+from .cachelib import CacheLibBackend
+from .redis import RedisBackend
+from .session import SessionBackend
+
+__all__ = ["LockTimeout", "SessionIndex", "TokenStore", "backend_for"]
+
+
+def backend_for(session_interface: Any) -> Backend:
+    """The backend that fits the app's Flask-Session session interface."""
+    cache = getattr(session_interface, "cache", None)
+    if cache is not None and hasattr(cache, "set"):
+        return CacheLibBackend(cache)
+    client = getattr(session_interface, "client", None)
+    if client is not None and hasattr(client, "lock"):
+        return RedisBackend(client)
+    return SessionBackend()

@@ -1,0 +1,165 @@
+"""Renewal on the server with the refresh token: one spend per deadline, whatever the number of
+concurrent requests of the session (threads, worker processes, hosts)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import MutableMapping
+from enum import Enum
+from typing import Any
+
+from . import clock, signals, signin
+from .config import Settings
+from .errors import RenewalUnavailable
+from .provider import ProviderError, TokenEndpointError
+from .records import Tokens
+from .relying_party import RelyingParty
+from .signin import SignIn
+from .store import LockTimeout
+from .tokens import TokenError, check_renewed_id_token
+
+#: How long before its expiry an access token read through ``oidc.access_token`` is renewed.
+ACCESS_TOKEN_MARGIN_SECONDS = 30
+log = logging.getLogger(__name__)
+
+
+class Outcome(Enum):
+    """What a server-side renewal attempt came to."""
+
+    FRESH = "fresh"  # renewed now or by another request: carry on
+    STALE_BUT_VALID = "stale"  # could not renew, the access token still works: carry on
+    BROWSER = "browser"  # no usable refresh token: the browser must renew
+    GONE = "gone"  # the record is gone: the sign-in has ended
+
+
+def renewal_lock_seconds(settings: Settings) -> float:
+    """How long one request may hold a record's renewal lock, and the others wait for it: up to
+    three provider calls (token, discovery, keys), each with its timeout, and a margin."""
+    return 3 * settings.http_timeout_seconds + 5
+
+
+def refresh(
+    party: RelyingParty,
+    session: MutableMapping[str, Any],
+    sign_in: SignIn,
+    *,
+    need_access_token: bool = False,
+) -> Outcome:
+    """Renew the sign-in with its refresh token, once for all concurrent requests.
+
+    The record is read first: another request (thread, process or host) may have renewed
+    already. Otherwise the record's lock is taken and the record read again, so that exactly
+    one request spends the refresh token; the others wait for it and use its result.
+    ``need_access_token`` renews when the access token is about to expire, deadline or not.
+    """
+    return _Attempt(party, session, sign_in, need_access_token).run()
+
+
+class _Attempt:
+    """One request's attempt to renew its session's sign-in."""
+
+    def __init__(
+        self,
+        party: RelyingParty,
+        session: MutableMapping[str, Any],
+        sign_in: SignIn,
+        need_access_token: bool,
+    ) -> None:
+        self.party = party
+        self.store = party.token_store
+        self.session = session
+        self.sign_in = sign_in
+        self.need_access_token = need_access_token
+
+    def run(self) -> Outcome:
+        tokens = signin.load_tokens(self.store, self.sign_in)
+        if tokens is None:
+            return Outcome.GONE
+        now = clock.now()
+        if not self._due(tokens, now):
+            signin.adopt(self.session, self.sign_in, tokens)
+            return Outcome.FRESH
+        if tokens.refresh_token is None:
+            return Outcome.BROWSER
+        if tokens.retry_at > now:
+            return _stale(tokens, now)
+        try:
+            lock_seconds = renewal_lock_seconds(self.party.settings)
+            with self.store.renewal_lock(self.sign_in.record, lock_seconds):
+                tokens = signin.load_tokens(self.store, self.sign_in)
+                if tokens is None:
+                    return Outcome.GONE
+                if not self._due(tokens, clock.now()):
+                    signin.adopt(self.session, self.sign_in, tokens)
+                    return Outcome.FRESH
+                return self._spend(tokens)
+        except LockTimeout:
+            log.warning("another request held the renewal lock too long")
+            tokens = signin.load_tokens(self.store, self.sign_in)
+            if tokens is None:
+                return Outcome.GONE
+            return _stale(tokens, clock.now())
+
+    def _due(self, tokens: Tokens, now: float) -> bool:
+        if self.need_access_token:
+            return not tokens.access_token_valid(now + ACCESS_TOKEN_MARGIN_SECONDS)
+        return tokens.renew_at <= now
+
+    def _spend(self, tokens: Tokens) -> Outcome:
+        """Spend the refresh token; called under the record's lock."""
+        provider = self.party.provider
+        try:
+            response = provider.token_request(
+                grant_type="refresh_token", refresh_token=tokens.refresh_token
+            )
+        except TokenEndpointError as exc:
+            return self._fall_back_to_browser(tokens, str(exc))
+        except ProviderError as exc:
+            return self._postpone(tokens, exc)
+        # The refresh token is spent now: a rotated one must be kept whatever happens next.
+        rotated = response.get("refresh_token")
+        if isinstance(rotated, str):
+            tokens = tokens.replace(refresh_token=rotated)
+        claims = {}
+        try:
+            if isinstance(response.get("id_token"), str):
+                claims = provider.validate_id_token(
+                    response["id_token"], nonce=None, access_token=response["access_token"]
+                )
+                check_renewed_id_token(tokens.claims, claims, refreshed=True)
+        except TokenError as exc:
+            return self._fall_back_to_browser(tokens, str(exc))
+        except ProviderError as exc:
+            return self._postpone(tokens, exc)
+        expiry = self.party.settings.renew_id_token_expiry_seconds
+        renewed = tokens.renewed(response, claims, expiry)
+        signin.save_tokens(self.session, self.store, self.sign_in, renewed)
+        signals.send(signals.session_renewed, claims=renewed.claims, method="refresh_token")
+        return Outcome.FRESH
+
+    def _fall_back_to_browser(self, tokens: Tokens, reason: str) -> Outcome:
+        """The refresh token was refused or gave a bad ID token: drop it, the browser renews."""
+        log.info("renewal with the refresh token refused (%s); the browser will renew", reason)
+        self._failed(tokens, tokens.replace(refresh_token=None), reason)
+        return Outcome.BROWSER
+
+    def _postpone(self, tokens: Tokens, exc: ProviderError) -> Outcome:
+        """The provider is unavailable: try again later, serve meanwhile while the token is
+        valid."""
+        log.warning("renewal postponed, the provider is unavailable: %s", exc)
+        retry_at = clock.now() + self.party.settings.refresh_retry_seconds
+        self._failed(tokens, tokens.replace(retry_at=retry_at), str(exc))
+        return _stale(tokens, clock.now())
+
+    def _failed(self, tokens: Tokens, kept: Tokens, reason: str) -> None:
+        """Keep ``kept`` instead of ``tokens``; the sign-in goes on."""
+        signin.save_tokens(self.session, self.store, self.sign_in, kept)
+        signals.send(
+            signals.session_renewal_failed, claims=tokens.claims, reason=reason, ended=False
+        )
+
+
+def _stale(tokens: Tokens, now: float) -> Outcome:
+    if tokens.access_token_valid(now):
+        return Outcome.STALE_BUT_VALID
+    raise RenewalUnavailable("The session could not be renewed just now. Please try again.")
