@@ -27,7 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "OIDC_REVOCATION_ENDPOINT": None,
     "OIDC_ID_TOKEN_ALGORITHMS": None,
     "OIDC_FETCH_USERINFO": True,
-    "OIDC_MAX_STATES": 50,
+    "OIDC_MAX_STATES": 5,
     "OIDC_STATE_LIFETIME_SECONDS": 600,
     "OIDC_HTTP_TIMEOUT_SECONDS": 10.0,
     "OIDC_DISCOVERY_CACHE_SECONDS": 3600,
@@ -42,6 +42,8 @@ DEFAULTS: dict[str, Any] = {
     "OIDC_USE_REFRESH_TOKENS": None,
     "OIDC_REFRESH_RETRY_SECONDS": 30,
     "OIDC_SESSION_TOUCH_FRACTION": 0.1,
+    "OIDC_RENEWAL_GRACE_SECONDS": None,
+    "OIDC_KEEP_SESSION_KEYS": [],
 }
 
 CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
@@ -97,6 +99,7 @@ class Options(TypedDict, total=False):
     issuer: str
     jwks_refetch_interval_seconds: int
     jwks_uri: str
+    keep_session_keys: Sequence[str]
     login_redirect_url: str
     login_redirect_url_failure: str
     logout_redirect_url: str
@@ -104,6 +107,7 @@ class Options(TypedDict, total=False):
     redirect_uri: str
     refresh_retry_seconds: int
     renew_id_token_expiry_seconds: int
+    renewal_grace_seconds: int
     revocation_endpoint: str
     scopes: Sequence[str]
     session_touch_fraction: float
@@ -164,6 +168,8 @@ class Settings:
     use_refresh_tokens: bool | None
     refresh_retry_seconds: int
     session_touch_fraction: float
+    renewal_grace_seconds: int
+    keep_session_keys: tuple[str, ...]
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -197,6 +203,7 @@ class Settings:
         prefix = _str(config, "OIDC_URL_PREFIX")
         if not prefix.startswith("/"):
             raise ConfigError("OIDC_URL_PREFIX must start with '/'.")
+        renew_after = _int(config, "OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS", minimum=1)
         algorithms = config.get("OIDC_ID_TOKEN_ALGORITHMS")
         if algorithms is not None:
             algorithms = _list(config, "OIDC_ID_TOKEN_ALGORITHMS")
@@ -227,16 +234,25 @@ class Settings:
             login_redirect_url=_local_path(config, "OIDC_LOGIN_REDIRECT_URL"),
             logout_redirect_url=_local_path(config, "OIDC_LOGOUT_REDIRECT_URL"),
             login_redirect_url_failure=_optional_str(config, "OIDC_LOGIN_REDIRECT_URL_FAILURE"),
-            renew_id_token_expiry_seconds=_int(
-                config, "OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS", minimum=1
-            ),
+            renew_id_token_expiry_seconds=renew_after,
             exempt_urls=_exempt_urls(config),
             use_refresh_tokens=None
             if config.get("OIDC_USE_REFRESH_TOKENS") in (None, "")
             else _bool(config, "OIDC_USE_REFRESH_TOKENS"),
             refresh_retry_seconds=_int(config, "OIDC_REFRESH_RETRY_SECONDS", minimum=1),
             session_touch_fraction=_float(config, "OIDC_SESSION_TOUCH_FRACTION", allow_zero=True),
+            renewal_grace_seconds=renew_after
+            if config.get("OIDC_RENEWAL_GRACE_SECONDS") in (None, "")
+            else _int(config, "OIDC_RENEWAL_GRACE_SECONDS", minimum=0),
+            keep_session_keys=tuple(_list(config, "OIDC_KEEP_SESSION_KEYS")),
         )
+
+    @property
+    def renewal_lock_seconds(self) -> float:
+        """How long one request may hold a token record's lock, and the others wait for it: up
+        to three provider calls (token, discovery, keys), each within its deadline, and a
+        margin."""
+        return 3 * self.http_timeout_seconds + 5
 
     def as_config(self) -> dict[str, Any]:
         """The settings as ``OIDC_*`` keys, with the values in effect."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import json, request
+from flask import json, request, url_for
 from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from .navigation import is_script_request
@@ -41,10 +41,15 @@ class LoginError(OIDCError):
 
 
 class LoginRequired(OIDCError):
-    """A script asked for a protected resource without a signed-in user (401)."""
+    """A script asked for a protected resource without a signed-in user (401). The
+    ``login_url`` header names the sign-in page, which the bundled script goes to."""
 
     code = 401
     error = "login_required"
+
+    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
+        """The sign-in page beside the usual headers."""
+        return [*super().get_headers(environ, scope), ("login_url", url_for("oidc.login"))]
 
 
 class CrossSiteRequest(OIDCError):

@@ -12,14 +12,14 @@ from flask import Blueprint, Flask, Response, current_app, redirect, request, se
 from markupsafe import Markup
 
 from . import clock, signin
-from .config import DEFAULTS, Options, Settings, config_keys
+from .config import DEFAULTS, ConfigError, Options, Settings, config_keys
 from .errors import LoginRequired, ProviderUnavailable
 from .exemptions import Exemptions
 from .navigation import is_script_request
 from .provider import Provider, ProviderError
 from .relying_party import LoginHandler, RelyingParty, relying_party
 from .renewal import renew_if_due
-from .sessions import answer_store_outages, ensure_server_side_sessions, slide_session_lifetime
+from .sessions import ensure_server_side_sessions, guard_sessions, slide_session_lifetime
 from .token_refresh import Outcome, refresh
 from .views import make_blueprint
 
@@ -54,8 +54,12 @@ class OIDC:
         app.config.update(self._options)
         settings = Settings.from_config(app.config)
         app.config.update(settings.as_config())
+        if not app.secret_key:
+            raise ConfigError(
+                "SECRET_KEY is not set: sign-in signs its pending-login cookie with it."
+            )
         ensure_server_side_sessions(app)
-        answer_store_outages(app)
+        guard_sessions(app, lambda session: signin.has_ended(session, relying_party().token_store))
         if settings.session_touch_fraction > 0:
             slide_session_lifetime(app, settings.session_touch_fraction)
         app.extensions["oidc"] = RelyingParty(
@@ -93,11 +97,9 @@ class OIDC:
         sign_in = signin.current(session)
         if sign_in is None:
             return None
-        store = party.token_store
-        if refresh(party, session, sign_in, need_access_token=True) is Outcome.GONE:
-            signin.end(session, store)
+        if refresh(party, session, sign_in, need_access_token=True) is Outcome.ENDED:
             return None
-        tokens = signin.load_tokens(store, sign_in)
+        tokens = signin.load_tokens(party.token_store, sign_in)
         if tokens is None or not tokens.access_token_valid(clock.now()):
             return None
         return tokens.access_token

@@ -1,23 +1,41 @@
 """Authorization requests: ``state``, ``nonce`` and PKCE, the pending authorizations of every
-open tab, and the code exchange that completes one."""
+open tab, and the code exchange that completes one.
+
+Pending authorizations live in a short-lived signed cookie of their own, never in the
+server-side session, so that anonymous traffic writes nothing on the server. The cookie holds
+each one's ``state``, ``next`` and expiry; its ``nonce`` and PKCE verifier are derived from the
+``state`` with the app's secret key, so the verifier is never readable by the client.
+"""
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
-from dataclasses import asdict, dataclass
+import base64
+import hashlib
+import hmac
+import logging
+from dataclasses import astuple, dataclass
 from typing import Any
 
 from authlib.common.security import generate_token
-from flask import redirect, session, url_for
+from flask import after_this_request, current_app, g, redirect, request, url_for
+from flask.sessions import SessionInterface
+from itsdangerous import BadData, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
 from . import clock
+from .config import ConfigError
 from .navigation import safe_next
 from .provider import Provider
 from .relying_party import RelyingParty
 from .tokens import TokenError
 
-PENDING_KEY = "_oidc_pending"
+#: The cookie of the pending authorizations; it exists only while a sign-in is on its way.
+PENDING_COOKIE = "oidc_pending"
+#: The longest ``next`` kept; a longer one is replaced by ``OIDC_LOGIN_REDIRECT_URL``.
+MAX_NEXT_LENGTH = 400
+#: The largest pending cookie written: the oldest authorizations go first to stay below it.
+MAX_COOKIE_BYTES = 3800
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -25,110 +43,103 @@ class PendingAuthorization:
     """One authorization request on its way: what its callback must match, where to go next."""
 
     state: str
-    nonce: str
-    code_verifier: str
-    redirect_uri: str
     next_url: str
     silent: bool
     expires: float
 
-    @classmethod
-    def new(
-        cls, redirect_uri: str, next_url: str, silent: bool, lifetime: int
-    ) -> PendingAuthorization:
-        """A fresh one with random ``state``, ``nonce`` and PKCE verifier."""
-        return cls(
-            state=generate_token(32),
-            nonce=generate_token(32),
-            code_verifier=generate_token(64),
-            redirect_uri=redirect_uri,
-            next_url=next_url,
-            silent=silent,
-            expires=clock.now() + lifetime,
-        )
+    def nonce(self, secret: str | bytes) -> str:
+        """The ``nonce`` sent with this authorization."""
+        return _derive(secret, "nonce", self.state)
+
+    def code_verifier(self, secret: str | bytes) -> str:
+        """The PKCE verifier of this authorization; only its S256 challenge leaves the server."""
+        return _derive(secret, "code-verifier", self.state)
+
+
+def _derive(secret: str | bytes, purpose: str, state: str) -> str:
+    key = secret.encode() if isinstance(secret, str) else secret
+    digest = hmac.new(key, f"flask-oidc-refresh {purpose} {state}".encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
 
 
 def start(party: RelyingParty, next_url: str, *, silent: bool) -> Response:
     """Redirect to the provider for a new authorization (``silent``: with ``prompt=none``)."""
     settings = party.settings
-    pending = PendingAuthorization.new(
-        redirect_uri=settings.redirect_uri or url_for("oidc.callback", _external=True),
-        next_url=safe_next(next_url, settings.login_redirect_url),
+    next_url = safe_next(next_url, settings.login_redirect_url)
+    if len(next_url) > MAX_NEXT_LENGTH:
+        log.info("a next of %d characters was replaced by the default", len(next_url))
+        next_url = settings.login_redirect_url
+    pending = PendingAuthorization(
+        state=generate_token(32),
+        next_url=next_url,
         silent=silent,
-        lifetime=settings.state_lifetime_seconds,
+        expires=clock.now() + settings.state_lifetime_seconds,
     )
-    url = authorization_url(party.provider, pending)
-    _keep(session, pending, settings.max_states)
+    url = authorization_url(party, pending)
+    waiting = _waiting(party)
+    waiting.append(pending)
+    del waiting[: -settings.max_states]
     return redirect(url)
 
 
-def _keep(data: MutableMapping[str, Any], pending: PendingAuthorization, max_states: int) -> None:
-    """Keep ``pending`` in the session beside the others, dropping expired and the oldest ones."""
-    now = clock.now()
-    waiting = {
-        state: fields
-        for state, fields in data.get(PENDING_KEY, {}).items()
-        if fields.get("expires", 0) > now
-    }
-    waiting[pending.state] = {k: v for k, v in asdict(pending).items() if k != "state"}
-    while len(waiting) > max_states:
-        del waiting[next(iter(waiting))]
-    data[PENDING_KEY] = waiting
-
-
-def take(data: MutableMapping[str, Any], state: str) -> PendingAuthorization | None:
+def take(party: RelyingParty, state: str) -> PendingAuthorization | None:
     """Remove and return the pending authorization of ``state``; None when unknown, used or
     expired."""
-    waiting = data.get(PENDING_KEY)
-    if not state or not waiting or state not in waiting:
-        return None
-    waiting = dict(waiting)
-    fields = waiting.pop(state)
-    if waiting:
-        data[PENDING_KEY] = waiting
-    else:
-        del data[PENDING_KEY]
-    try:
-        pending = PendingAuthorization(state=state, **fields)
-    except TypeError:
-        return None
-    return pending if pending.expires > clock.now() else None
+    waiting = _waiting(party)
+    found = next((p for p in waiting if p.state == state), None) if state else None
+    if found is not None:
+        waiting.remove(found)
+    return found
 
 
-def authorization_url(provider: Provider, pending: PendingAuthorization) -> str:
+def forget_all(party: RelyingParty) -> None:
+    """Drop every pending authorization of this browser (the cookie goes with the response)."""
+    _waiting(party).clear()
+
+
+def redirect_uri(party: RelyingParty) -> str:
+    """The redirect URI of this app: ``OIDC_REDIRECT_URI``, or the callback URL."""
+    return party.settings.redirect_uri or url_for("oidc.callback", _external=True)
+
+
+def authorization_url(party: RelyingParty, pending: PendingAuthorization) -> str:
     """The provider URL that starts ``pending``: code flow, PKCE S256, state and nonce."""
+    provider = party.provider
+    secret = _secret_key()
     extra = {"prompt": "none"} if pending.silent else {}
     with provider.client() as client:
         url, _ = client.create_authorization_url(
             provider.metadata["authorization_endpoint"],
             state=pending.state,
-            code_verifier=pending.code_verifier,
-            nonce=pending.nonce,
-            redirect_uri=pending.redirect_uri,
+            code_verifier=pending.code_verifier(secret),
+            nonce=pending.nonce(secret),
+            redirect_uri=redirect_uri(party),
             **extra,
         )
     return str(url)
 
 
 def exchange(
-    provider: Provider, pending: PendingAuthorization, code: str
+    party: RelyingParty, pending: PendingAuthorization, code: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Exchange ``code`` for tokens and check them; returns the token response and the claims.
 
     The claims are the ID token's, completed by userinfo when configured; userinfo must be
     about the same ``sub``.
     """
+    provider: Provider = party.provider
+    secret = _secret_key()
     token = provider.token_request(
         grant_type="authorization_code",
         code=code,
-        redirect_uri=pending.redirect_uri,
-        code_verifier=pending.code_verifier,
+        redirect_uri=redirect_uri(party),
+        code_verifier=pending.code_verifier(secret),
     )
     id_token = token.get("id_token")
     if not isinstance(id_token, str):
         raise TokenError("the token response has no ID token")
     claims = provider.validate_id_token(
-        id_token, nonce=pending.nonce, access_token=token["access_token"]
+        id_token, nonce=pending.nonce(secret), access_token=token["access_token"]
     )
     userinfo_endpoint = provider.endpoint("userinfo_endpoint")
     if provider.settings.fetch_userinfo and userinfo_endpoint:
@@ -139,3 +150,75 @@ def exchange(
             raise TokenError("userinfo is about another user than the ID token")
         claims = {**userinfo, **claims}
     return token, claims
+
+
+def _secret_key() -> str | bytes:
+    secret: str | bytes | None = current_app.secret_key
+    if not secret:
+        raise ConfigError("SECRET_KEY is not set: sign-in needs it to sign its pending cookie.")
+    return secret
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(_secret_key(), salt="flask-oidc-refresh.pending")
+
+
+def _waiting(party: RelyingParty) -> list[PendingAuthorization]:
+    """This request's list of pending authorizations, read from the cookie once; the cookie is
+    written back from it when the response goes out."""
+    if "_oidc_pending" not in g:
+        g._oidc_pending = _read_cookie(party)
+        before = list(g._oidc_pending)
+
+        @after_this_request
+        def write_back(response: Response) -> Response:
+            if g._oidc_pending != before:
+                _write_cookie(party, response, g._oidc_pending)
+            return response
+
+    waiting: list[PendingAuthorization] = g._oidc_pending
+    return waiting
+
+
+def _read_cookie(party: RelyingParty) -> list[PendingAuthorization]:
+    """The pending authorizations of this browser that have not expired."""
+    value = request.cookies.get(PENDING_COOKIE)
+    if not value:
+        return []
+    try:
+        rows = _serializer().loads(value, max_age=party.settings.state_lifetime_seconds)
+        waiting = [PendingAuthorization(*row) for row in rows]
+    except (BadData, TypeError, ValueError):
+        log.warning("ignored a pending sign-in cookie that is not ours or too old")
+        return []
+    now = clock.now()
+    return [p for p in waiting if isinstance(p.state, str) and p.expires > now]
+
+
+def _write_cookie(
+    party: RelyingParty, response: Response, waiting: list[PendingAuthorization]
+) -> None:
+    """Write ``waiting`` (deleting the cookie when empty), oldest dropped to fit a cookie."""
+    interface: SessionInterface = current_app.session_interface
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    path = interface.get_cookie_path(app)
+    domain = interface.get_cookie_domain(app)
+    value = ""
+    while waiting:
+        value = _serializer().dumps([astuple(p) for p in waiting])
+        if len(value) <= MAX_COOKIE_BYTES:
+            break
+        waiting = waiting[1:]
+    if not waiting:
+        response.delete_cookie(PENDING_COOKIE, path=path, domain=domain)
+        return
+    response.set_cookie(
+        PENDING_COOKIE,
+        value,
+        max_age=party.settings.state_lifetime_seconds,
+        path=path,
+        domain=domain,
+        secure=interface.get_cookie_secure(app),
+        httponly=True,
+        samesite="Lax",  # the provider sends the browser back with a cross-site GET
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,10 +10,11 @@ import requests
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 from joserfc.errors import JoseError
-from joserfc.jwk import GuestProtocol, Key, KeySet, OctKey
+from joserfc.jwk import GuestProtocol, Key, KeyParameters, KeySet, OctKey
 
 from . import clock
 from .config import ASYMMETRIC_ALGORITHMS, ENDPOINT_KEYS, REQUIRED_ENDPOINTS, Settings, check_url
+from .outbound import CachedFetch, session_with_deadline
 from .tokens import validate_id_token, validate_logout_token
 
 log = logging.getLogger(__name__)
@@ -35,25 +35,25 @@ class TokenEndpointError(Exception):
 class Provider:
     """Discovery document and signing keys of one provider, shared by all requests of a process.
 
-    Both are fetched on first use, not at start-up, so an app starts while its provider is down.
-    The discovery document is kept for ``OIDC_DISCOVERY_CACHE_SECONDS``; the key set is fetched
-    again when a token names an unknown ``kid``, at most once per
-    ``OIDC_JWKS_REFETCH_INTERVAL_SECONDS``.
+    Both are fetched on first use, not at start-up, so an app starts while its provider is down,
+    one fetch at a time, keeping the last good answer while a new fetch fails (see
+    :class:`CachedFetch`). The discovery document is kept for ``OIDC_DISCOVERY_CACHE_SECONDS``;
+    the key set is fetched again at once when a token names an unknown ``kid``, unless that
+    happened within ``OIDC_JWKS_REFETCH_INTERVAL_SECONDS``. Every call has a total deadline of
+    ``OIDC_HTTP_TIMEOUT_SECONDS``.
     """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.http = requests.Session()
-        self._lock = threading.RLock()
-        self._metadata: dict[str, Any] | None = None
-        self._metadata_expires = 0.0
-        self._keys: KeySet | None = None
-        self._keys_fetched = 0.0
+        self.http = session_with_deadline(requests.Session(), settings.http_timeout_seconds)
+        self._metadata = CachedFetch(self._load_metadata, settings.discovery_cache_seconds)
+        self._keys = CachedFetch(self._load_keys, max_age=None)
+        self._unknown_kid_refetched = float("-inf")
 
     def client(self) -> OAuth2Session:
         """An Authlib OAuth 2 client for this app: client authentication, PKCE S256, timeouts."""
         settings = self.settings
-        return OAuth2Session(
+        client = OAuth2Session(
             settings.client_id,
             settings.client_secret,
             token_endpoint_auth_method=settings.client_auth_method,
@@ -62,6 +62,7 @@ class Provider:
             code_challenge_method="S256",
             default_timeout=settings.http_timeout_seconds,
         )
+        return session_with_deadline(client, settings.http_timeout_seconds)
 
     def token_request(self, **params: Any) -> dict[str, Any]:
         """Send a grant to the token endpoint and return the token response."""
@@ -101,9 +102,8 @@ class Provider:
             )
 
     def get_json(self, url: str, **kwargs: Any) -> dict[str, Any]:
-        """GET a JSON object, with the configured timeout; anything else (a network failure
-        included) is a :class:`ProviderError`."""
-        kwargs.setdefault("timeout", self.settings.http_timeout_seconds)
+        """GET a JSON object; anything else (a network failure included) is a
+        :class:`ProviderError`."""
         try:
             response = self.http.get(url, **kwargs)
         except requests.RequestException as exc:
@@ -121,14 +121,7 @@ class Provider:
     @property
     def metadata(self) -> Mapping[str, Any]:
         """The discovery document, with explicitly configured endpoints taking precedence."""
-        if self._metadata is None or clock.monotonic() >= self._metadata_expires:
-            with self._lock:
-                if self._metadata is None or clock.monotonic() >= self._metadata_expires:
-                    self._metadata = self._load_metadata()
-                    self._metadata_expires = (
-                        clock.monotonic() + self.settings.discovery_cache_seconds
-                    )
-        return self._metadata
+        return self._metadata.get()
 
     def _load_metadata(self) -> dict[str, Any]:
         settings = self.settings
@@ -182,12 +175,15 @@ class Provider:
         alg = token.headers().get("alg")
         if isinstance(alg, str) and alg.startswith("HS") and self.settings.client_secret:
             return OctKey.import_key(self.settings.client_secret)
-        keys = self._key_set(refresh=False)
+        wanted: KeyParameters | None = {"alg": alg} if alg else None
         try:
-            return keys.get_by_kid(kid, {"alg": alg} if alg else None)
+            return self._keys.get().get_by_kid(kid, wanted)
         except (JoseError, ValueError):
-            keys = self._key_set(refresh=True)
-            return keys.get_by_kid(kid, {"alg": alg} if alg else None)
+            now = clock.monotonic()
+            if now - self._unknown_kid_refetched < self.settings.jwks_refetch_interval_seconds:
+                raise  # a flood of unknown kids makes one fetch per interval
+            self._unknown_kid_refetched = now
+            return self._keys.get(refresh=True).get_by_kid(kid, wanted)
 
     def validate_id_token(
         self, id_token: str, *, nonce: str | None, access_token: str | None
@@ -212,15 +208,9 @@ class Provider:
             "now": clock.now(),
         }
 
-    def _key_set(self, refresh: bool) -> KeySet:
-        with self._lock:
-            interval = self.settings.jwks_refetch_interval_seconds
-            due = clock.monotonic() - self._keys_fetched >= interval
-            if self._keys is None or (refresh and due):
-                self._keys_fetched = clock.monotonic()  # failed attempts count too
-                jwks_uri = self.metadata["jwks_uri"]
-                try:
-                    self._keys = KeySet.import_key_set(self.get_json(jwks_uri))  # type: ignore[arg-type]
-                except (JoseError, ValueError, KeyError) as exc:
-                    raise ProviderError(f"the key set at {jwks_uri} is not valid") from exc
-            return self._keys
+    def _load_keys(self) -> KeySet:
+        jwks_uri = self.metadata["jwks_uri"]
+        try:
+            return KeySet.import_key_set(self.get_json(jwks_uri))  # type: ignore[arg-type]
+        except (JoseError, ValueError, KeyError) as exc:
+            raise ProviderError(f"the key set at {jwks_uri} is not valid") from exc

@@ -36,6 +36,7 @@ class RelyingParty:
             self._token_store = TokenStore(
                 backend_for(current_app.session_interface),
                 record_lifetime=int(current_app.permanent_session_lifetime.total_seconds()),
+                lock_seconds=self.settings.renewal_lock_seconds,
             )
         return self._token_store
 

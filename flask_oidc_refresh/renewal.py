@@ -46,23 +46,32 @@ def renew(party: RelyingParty) -> Response | None:
     outcome = refresh(party, session, sign_in)
     if outcome in (Outcome.FRESH, Outcome.STALE_BUT_VALID):
         return None
-    if outcome is Outcome.GONE:
-        log.info("the session's tokens are gone; signed out")
-        signin.end(session, party.token_store)
-    if request.method not in SAFE_METHODS:
-        return None  # a redirect would lose the request body; the next page load renews
+    if outcome is Outcome.BROWSER and request.method not in SAFE_METHODS:
+        grace_ends = sign_in.renew_at + party.settings.renewal_grace_seconds
+        if clock.now() < grace_ends:
+            return None  # a redirect would lose the body; the next page load renews
+    return send_to_renewal(party)
+
+
+def send_to_renewal(party: RelyingParty) -> Response:
+    """Where a request goes that the server could not renew: a script gets ``403`` with the
+    ``refresh_url``, a page load the silent round trip, a form post (whose body is never
+    replayed) the round trip back to the page it came from."""
     if is_script_request(request):
-        return refresh_required(script_next_url(party))
-    return start_silent_renewal(
-        party, safe_next(request.full_path.rstrip("?"), party.settings.login_redirect_url)
-    )
+        return refresh_required(page_of_request(party))
+    if request.method in SAFE_METHODS:
+        next_url = request.full_path.rstrip("?")
+        return start_silent_renewal(party, safe_next(next_url, party.settings.login_redirect_url))
+    return redirect(url_for("oidc.refresh", next=page_of_request(party)), 303)
 
 
 def start_silent_renewal(party: RelyingParty, next_url: str) -> Response:
-    """One silent (``prompt=none``) attempt per deadline; a second one is interactive."""
+    """One silent (``prompt=none``) attempt per deadline; a second one is interactive. A
+    session that is not signed in (any more) tries silently too, so that a live sign-in at the
+    provider brings the user straight back."""
     sign_in = signin.current(session)
     if sign_in is None:
-        return flow.start(party, next_url, silent=False)
+        return flow.start(party, next_url, silent=True)
     if sign_in.renew_at > clock.now():
         return redirect(next_url)  # renewed meanwhile, by another tab
     if sign_in.silent_attempt_for == sign_in.renew_at:
@@ -84,13 +93,14 @@ def complete_silent_renewal(
     sign-in."""
     check_renewed_id_token(previous.claims, claims)
     store = party.token_store
-    if signin.load_tokens(store, previous) is None:
-        return renewal_failed(party, pending.next_url, "the sign-in ended during the renewal")
     settings = party.settings
     tokens = Tokens.from_response(
         token, claims, settings.renew_id_token_expiry_seconds, settings.use_refresh_tokens
     )
-    signin.save_tokens(session, store, previous, tokens)
+    with store.lock(previous.record):  # a logout meanwhile waits, or has already ended it
+        if signin.load_tokens(store, previous) is None:
+            return renewal_failed(party, pending.next_url, "the sign-in ended during the renewal")
+        signin.save_tokens(session, store, previous, tokens)
     signals.send(signals.session_renewed, claims=claims, method="prompt_none")
     return redirect(pending.next_url)
 
@@ -99,9 +109,10 @@ def renewal_failed(party: RelyingParty, next_url: str, reason: str) -> Response:
     """A silent renewal failed: end the sign-in, then sign in interactively (or go to
     ``OIDC_LOGIN_REDIRECT_URL_FAILURE``)."""
     ended = signin.end(session, party.token_store)
-    log.info("session renewal failed, sign-in ended: %s", reason)
-    claims = ended.claims if ended else None
-    signals.send(signals.session_renewal_failed, claims=claims, reason=reason, ended=True)
+    log.info("silent renewal failed, sign-in ended: %s", reason)
+    if ended is not None:
+        claims = ended.sign_in.claims
+        signals.send(signals.session_renewal_failed, claims=claims, reason=reason, ended=True)
     failure_url = party.settings.login_redirect_url_failure
     if failure_url:
         return redirect(failure_url)
@@ -120,8 +131,9 @@ def refresh_required(next_url: str) -> Response:
     return response
 
 
-def script_next_url(party: RelyingParty) -> str:
-    """The page that made a script request (not the endpoint it called), when it is ours."""
+def page_of_request(party: RelyingParty) -> str:
+    """The page that made a script request or posted a form (not the URL it called), when it
+    is ours."""
     default = party.settings.login_redirect_url
     for header in ("HX-Current-URL", "Referer"):
         page = request.headers.get(header)

@@ -1,45 +1,57 @@
-"""Server-side sessions through Flask-Session: an embedded default store, no needless writes,
-and a clear ``503`` when the store is down."""
+"""Server-side sessions through Flask-Session: an embedded default store, safe cookies, no
+needless writes, no session saved back after its sign-in ended, and a clear ``503`` when the
+store is down."""
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 from cachelib.file import FileSystemCache
-from flask import Flask, Request, Response, g, session
+from flask import Flask, Request, Response, current_app, g, request, session
 from flask.sessions import SessionMixin
 from flask_session import Session
 from flask_session.base import ServerSideSessionInterface
 
 from . import clock
 from .errors import SessionStoreUnavailable
+from .store.cachelib import STORE_ROOT_ATTRIBUTE
 
 TOUCHED_KEY = "_oidc_touched"
 #: Entries the embedded store keeps before it removes expired ones (then the oldest), so that
-#: nobody can fill the disk with sign-in attempts.
+#: nobody can fill the disk.
 FILE_THRESHOLD = 100_000
+STORE_DOWN = "Sessions are unavailable just now. Please try again in a moment."
 log = logging.getLogger(__name__)
 
 
 def ensure_server_side_sessions(app: Flask) -> None:
     """Set up Flask-Session unless the app already did.
 
-    Without a ``SESSION_TYPE`` the store is a file cache in ``SESSION_FILE_DIR`` (default: the
-    instance folder): it needs no server and is shared by every worker process on the host.
+    Without a ``SESSION_TYPE`` the store is a file cache in ``SESSION_FILE_DIR`` (default:
+    ``oidc-sessions`` in the instance folder; sessions, token records and locks each in a
+    folder of their own): it needs no server and is shared by every worker process on the host.
     ``SESSION_TYPE = "redis"`` (or any other Flask-Session backend) is used as configured.
     """
-    if isinstance(app.session_interface, ServerSideSessionInterface):
-        return
-    if "SESSION_TYPE" not in app.config:
-        default = os.path.join(app.instance_path, "oidc-sessions")
-        directory = app.config.get("SESSION_FILE_DIR") or default
-        threshold = int(app.config.get("SESSION_FILE_THRESHOLD", FILE_THRESHOLD))
-        cache = FileSystemCache(directory, threshold=threshold, mode=0o600)
-        app.config["SESSION_TYPE"] = "cachelib"
-        app.config.setdefault("SESSION_CACHELIB", cache)
-    Session(app)
+    if app.config["SESSION_COOKIE_SAMESITE"] is None:
+        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    if not isinstance(app.session_interface, ServerSideSessionInterface):
+        if "SESSION_TYPE" not in app.config:
+            default = os.path.join(app.instance_path, "oidc-sessions")
+            root = app.config.get("SESSION_FILE_DIR") or default
+            threshold = int(app.config.get("SESSION_FILE_THRESHOLD", FILE_THRESHOLD))
+            cache = FileSystemCache(os.path.join(root, "sessions"), threshold=threshold, mode=0o600)
+            setattr(cache, STORE_ROOT_ATTRIBUTE, root)
+            app.config["SESSION_TYPE"] = "cachelib"
+            app.config.setdefault("SESSION_CACHELIB", cache)
+        Session(app)
+    interface: Any = app.session_interface
+    configured = interface.get_cookie_secure
+    interface.get_cookie_secure = lambda app: (
+        configured(app) or (bool(request) and request.is_secure)
+    )
 
 
 def slide_session_lifetime(app: Flask, fraction: float) -> None:
@@ -61,22 +73,25 @@ def slide_session_lifetime(app: Flask, fraction: float) -> None:
         return response
 
 
-def store_errors(app: Flask) -> tuple[type[Exception], ...]:
-    """The exceptions that mean the app's session store is unreachable."""
-    try:
-        from redis.exceptions import RedisError
-    except ImportError:
-        return ()
-    client = getattr(app.session_interface, "client", None)
-    return (RedisError,) if client is not None and hasattr(client, "lock") else ()
+def new_session_id(session: SessionMixin) -> None:
+    """Give ``session`` a new id (Flask-Session's ``regenerate``), keeping its contents; the old
+    id is deleted from the store."""
+    regenerate = getattr(current_app.session_interface, "regenerate", None)
+    if regenerate is not None:
+        session.setdefault(TOUCHED_KEY, clock.now())  # regenerate() skips an empty session
+        regenerate(session)
 
 
-def answer_store_outages(app: Flask) -> None:
-    """Answer ``503`` instead of ``500`` when the session store is down, wherever it fails."""
-    errors = store_errors(app)
+def guard_sessions(app: Flask, sign_in_ended: Callable[[SessionMixin], bool]) -> None:
+    """Wrap the app's session interface: a session whose sign-in ended meanwhile (logged out in
+    another tab, or by the provider) is not saved back; with Redis, a store failure is a ``503``
+    answer and a log line instead of a ``500``."""
+    errors = _store_errors(app)
+    app.session_interface = SessionGuard(  # type: ignore[assignment]
+        app.session_interface, errors, sign_in_ended
+    )
     if not errors:
         return
-    app.session_interface = OutageGuard(app.session_interface, errors)  # type: ignore[assignment]
 
     def unavailable(exc: Exception) -> Response:
         log.error("session store unavailable: %s", exc)
@@ -91,16 +106,28 @@ def answer_store_outages(app: Flask) -> None:
     app.before_request_funcs.setdefault(None, []).insert(0, refuse_when_down)
 
 
-STORE_DOWN = "Sessions are unavailable just now. Please try again in a moment."
+def _store_errors(app: Flask) -> tuple[type[Exception], ...]:
+    """The exceptions that mean the app's session store is unreachable."""
+    try:
+        from redis.exceptions import RedisError
+    except ImportError:
+        return ()
+    client = getattr(app.session_interface, "client", None)
+    return (RedisError,) if client is not None and hasattr(client, "lock") else ()
 
 
-class OutageGuard:
-    """Wraps a session interface: a store failure when a request opens or saves its session
-    becomes a ``503`` answer and a log line instead of an unhandled exception."""
+class SessionGuard:
+    """Wraps a session interface (everything else is handed through)."""
 
-    def __init__(self, inner: Any, errors: tuple[type[Exception], ...]) -> None:
+    def __init__(
+        self,
+        inner: Any,
+        errors: tuple[type[Exception], ...],
+        sign_in_ended: Callable[[SessionMixin], bool],
+    ) -> None:
         self._inner = inner
         self._errors = errors
+        self._sign_in_ended = sign_in_ended
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -117,7 +144,7 @@ class OutageGuard:
         if g.get("_oidc_store_down"):
             return
         try:
-            self._inner.save_session(app, session, response)
+            self._save(app, session, response)
         except self._errors as exc:
             log.error("session store unavailable, the session was not saved: %s", exc)
             error = SessionStoreUnavailable(STORE_DOWN)
@@ -125,3 +152,20 @@ class OutageGuard:
             response.set_data(error.get_body())
             for name, value in error.get_headers():
                 response.headers[name] = value
+
+    def _save(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        """Save, unless the session's sign-in ended while this request ran: then its stored
+        copy is deleted instead (checked before the write and again after it, for a logout that
+        lands in between). The browser's cookie is left alone: it may name a newer session."""
+        writes = self._inner.should_set_storage(app, session)
+        if writes and self._sign_in_ended(session):
+            self._delete(session)
+            return
+        self._inner.save_session(app, session, response)
+        if writes and self._sign_in_ended(session):
+            self._delete(session)
+
+    def _delete(self, session: SessionMixin) -> None:
+        log.info("a request of a session whose sign-in ended did not save it back")
+        inner = self._inner
+        inner._delete_session(inner._get_store_id(session.sid))  # type: ignore[attr-defined]

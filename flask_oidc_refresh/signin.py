@@ -8,13 +8,15 @@ check is a dictionary lookup with no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from flask import current_app
+from flask.sessions import SessionMixin
 
 from .records import Tokens, from_stored
+from .sessions import new_session_id
 from .store import TokenStore
 
 #: Where the session keeps its copy of the sign-in.
@@ -54,11 +56,19 @@ def claims(session: Mapping[str, Any]) -> dict[str, Any] | None:
     return None if data is None else data["claims"]
 
 
-def begin(session: MutableMapping[str, Any], store: TokenStore, tokens: Tokens) -> None:
-    """Make ``tokens`` the session's sign-in, in a new record (the previous one is dropped)."""
+def begin(
+    session: SessionMixin, store: TokenStore, tokens: Tokens, *, keep: Iterable[str] = ()
+) -> None:
+    """Make ``tokens`` the session's sign-in, in a new record, in a fresh session with a new id:
+    what the session held before is dropped (the previous sign-in's record too), except the
+    keys in ``keep``."""
     previous = current(session)
     if previous is not None:
-        store.drop(previous.record)
+        store.end(previous.record)
+    kept = {key: session[key] for key in keep if key in session}
+    session.clear()
+    session.update(kept)
+    new_session_id(session)
     record = store.new_record(tokens)
     _copy(session, record, tokens)
     _list(session, store, record, tokens, prune=True)
@@ -90,13 +100,44 @@ def mark_silent_attempt(session: MutableMapping[str, Any], sign_in: SignIn) -> N
     session[SESSION_KEY] = asdict(sign_in) | {"silent_attempt_for": sign_in.renew_at}
 
 
-def end(session: MutableMapping[str, Any], store: TokenStore) -> SignIn | None:
-    """End the session's sign-in, dropping its tokens; returns what it was."""
+@dataclass(frozen=True)
+class Ended:
+    """A sign-in that was just ended, and the tokens its record held (to revoke them)."""
+
+    sign_in: SignIn
+    tokens: Tokens | None
+
+
+def end(session: MutableMapping[str, Any], store: TokenStore) -> Ended | None:
+    """End the session's sign-in, dropping its tokens (once no renewal of them is under way),
+    and clear the whole session: the app's data and Flask-Login's user (its remember cookie
+    too) go with it, and the store deletes it when the request ends. Returns what ended."""
     sign_in = current(session)
-    if sign_in is not None:
-        store.drop(sign_in.record)
-        session.pop(SESSION_KEY, None)
-    return sign_in
+    tokens = store.end(sign_in.record) if sign_in is not None else None
+    remember = _log_out_of_flask_login(session)
+    session.clear()
+    if remember:
+        session["_remember"] = remember  # Flask-Login deletes its cookie, then this key
+    return Ended(sign_in, tokens) if sign_in is not None else None
+
+
+def _log_out_of_flask_login(session: Mapping[str, Any]) -> str | None:
+    """Flask-Login's ``logout_user`` when the app uses it (so its remember cookie goes too);
+    returns the mark that tells Flask-Login to delete that cookie."""
+    if getattr(current_app, "login_manager", None) is None:
+        return None
+    from flask_login import logout_user
+
+    logout_user()
+    remember: str | None = session.get("_remember")
+    return remember
+
+
+def has_ended(session: Mapping[str, Any], store: TokenStore) -> bool:
+    """Whether the session holds a sign-in that has ended elsewhere (its record is gone): a
+    logout in another tab, a back-channel logout, or an expired record."""
+    sign_in = current(session)
+    return sign_in is not None and store.load(sign_in.record) is None
 
 
 def _copy(session: MutableMapping[str, Any], record: str, tokens: Tokens) -> None:

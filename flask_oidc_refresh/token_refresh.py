@@ -9,14 +9,13 @@ from enum import Enum
 from typing import Any
 
 from . import clock, signals, signin
-from .config import Settings
 from .errors import RenewalUnavailable
 from .provider import ProviderError, TokenEndpointError
 from .records import Tokens
 from .relying_party import RelyingParty
 from .signin import SignIn
 from .store import LockTimeout
-from .tokens import TokenError, check_renewed_id_token
+from .tokens import TokenError, WrongIdentity, check_renewed_id_token
 
 #: How long before its expiry an access token read through ``oidc.access_token`` is renewed.
 ACCESS_TOKEN_MARGIN_SECONDS = 30
@@ -29,13 +28,7 @@ class Outcome(Enum):
     FRESH = "fresh"  # renewed now or by another request: carry on
     STALE_BUT_VALID = "stale"  # could not renew, the access token still works: carry on
     BROWSER = "browser"  # no usable refresh token: the browser must renew
-    GONE = "gone"  # the record is gone: the sign-in has ended
-
-
-def renewal_lock_seconds(settings: Settings) -> float:
-    """How long one request may hold a record's renewal lock, and the others wait for it: up to
-    three provider calls (token, discovery, keys), each with its timeout, and a margin."""
-    return 3 * settings.http_timeout_seconds + 5
+    ENDED = "ended"  # the provider refused it, or its tokens are gone: the session was cleared
 
 
 def refresh(
@@ -51,6 +44,8 @@ def refresh(
     already. Otherwise the record's lock is taken and the record read again, so that exactly
     one request spends the refresh token; the others wait for it and use its result.
     ``need_access_token`` renews when the access token is about to expire, deadline or not.
+    When the provider refuses the refresh token (``invalid_grant``) or renews into another
+    identity, the sign-in ends here too, at once.
     """
     return _Attempt(party, session, sign_in, need_access_token).run()
 
@@ -74,7 +69,7 @@ class _Attempt:
     def run(self) -> Outcome:
         tokens = signin.load_tokens(self.store, self.sign_in)
         if tokens is None:
-            return Outcome.GONE
+            return self._gone()
         now = clock.now()
         if not self._due(tokens, now):
             signin.adopt(self.session, self.sign_in, tokens)
@@ -84,11 +79,10 @@ class _Attempt:
         if tokens.retry_at > now:
             return _stale(tokens, now)
         try:
-            lock_seconds = renewal_lock_seconds(self.party.settings)
-            with self.store.renewal_lock(self.sign_in.record, lock_seconds):
+            with self.store.lock(self.sign_in.record):
                 tokens = signin.load_tokens(self.store, self.sign_in)
                 if tokens is None:
-                    return Outcome.GONE
+                    return self._gone()
                 if not self._due(tokens, clock.now()):
                     signin.adopt(self.session, self.sign_in, tokens)
                     return Outcome.FRESH
@@ -97,7 +91,7 @@ class _Attempt:
             log.warning("another request held the renewal lock too long")
             tokens = signin.load_tokens(self.store, self.sign_in)
             if tokens is None:
-                return Outcome.GONE
+                return self._gone()
             return _stale(tokens, clock.now())
 
     def _due(self, tokens: Tokens, now: float) -> bool:
@@ -113,6 +107,9 @@ class _Attempt:
                 grant_type="refresh_token", refresh_token=tokens.refresh_token
             )
         except TokenEndpointError as exc:
+            # (with records inside each session, two processes may have spent the same token)
+            if exc.error == "invalid_grant" and self.store.backend.shared:
+                return self._end(tokens, str(exc))
             return self._fall_back_to_browser(tokens, str(exc))
         except ProviderError as exc:
             return self._postpone(tokens, exc)
@@ -127,6 +124,8 @@ class _Attempt:
                     response["id_token"], nonce=None, access_token=response["access_token"]
                 )
                 check_renewed_id_token(tokens.claims, claims, refreshed=True)
+        except WrongIdentity as exc:
+            return self._end(tokens, str(exc))
         except TokenError as exc:
             return self._fall_back_to_browser(tokens, str(exc))
         except ProviderError as exc:
@@ -136,6 +135,21 @@ class _Attempt:
         signin.save_tokens(self.session, self.store, self.sign_in, renewed)
         signals.send(signals.session_renewed, claims=renewed.claims, method="refresh_token")
         return Outcome.FRESH
+
+    def _gone(self) -> Outcome:
+        """The record is gone (ended elsewhere, or expired): end the session's copy too."""
+        log.info("the session's tokens are gone; signed out")
+        signin.end(self.session, self.store)
+        return Outcome.ENDED
+
+    def _end(self, tokens: Tokens, reason: str) -> Outcome:
+        """The provider has ended the sign-in: end it here, for every request."""
+        log.info("the provider ended the sign-in (%s); signed out", reason)
+        signin.end(self.session, self.store)
+        signals.send(
+            signals.session_renewal_failed, claims=tokens.claims, reason=reason, ended=True
+        )
+        return Outcome.ENDED
 
     def _fall_back_to_browser(self, tokens: Tokens, reason: str) -> Outcome:
         """The refresh token was refused or gave a bad ID token: drop it, the browser renews."""

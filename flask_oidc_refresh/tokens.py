@@ -21,6 +21,11 @@ class TokenError(Exception):
     """A token failed a check; the message says which, without the token itself."""
 
 
+class WrongIdentity(TokenError):
+    """An ID token names another issuer than ours, or a renewed one another subject: it is not
+    this sign-in's."""
+
+
 def validate_id_token(
     id_token: str,
     *,
@@ -40,6 +45,8 @@ def validate_id_token(
     with ``leeway``, ``nonce`` when one was sent, and ``at_hash`` when present.
     """
     token = _verify_signature(id_token, key, algorithms, "ID token")
+    if token.claims.get("iss") != issuer:
+        raise WrongIdentity("ID token names another issuer")
     claims = CodeIDToken(
         token.claims,
         token.header,
@@ -128,12 +135,11 @@ def check_renewed_id_token(
 ) -> None:
     """A renewed ID token must be about the same user, from the same issuer, for the same client
     (Core 12.2); one from a refresh also keeps the time of the original authentication."""
-    claims = ("iss", "sub", "azp", "auth_time") if refreshed else ("iss", "sub", "azp")
-    for claim in claims:
-        if claim in renewed and previous.get(claim) != renewed.get(claim):
-            raise TokenError(f"renewed ID token changed {claim}")
     for claim in ("iss", "sub"):
         if previous.get(claim) != renewed.get(claim):
+            raise WrongIdentity(f"renewed ID token changed {claim}")
+    for claim in ("azp", "auth_time") if refreshed else ("azp",):
+        if claim in renewed and previous.get(claim) != renewed.get(claim):
             raise TokenError(f"renewed ID token changed {claim}")
     if _audiences(previous) != _audiences(renewed):
         raise TokenError("renewed ID token changed aud")

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from authlib.common.security import generate_token
 from authlib.common.urls import add_params_to_uri
-from flask import Blueprint, current_app, make_response, redirect, request, session, url_for
+from flask import Blueprint, make_response, redirect, request, session, url_for
 from werkzeug.wrappers import Response
 
 from . import clock, flow, signals, signin
@@ -21,7 +21,7 @@ from .provider import ProviderError, TokenEndpointError
 from .records import Tokens
 from .relying_party import RelyingParty, relying_party
 from .renewal import complete_silent_renewal, renewal_failed, start_silent_renewal
-from .sessions import TOUCHED_KEY
+from .sessions import new_session_id
 from .tokens import TokenError
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def callback() -> Response:
     """``GET /callback``: the provider's answer. Checked here, then it completes either an
     interactive sign-in or a silent renewal; both fail the same way."""
     party = relying_party()
-    pending = flow.take(session, request.args.get("state", ""))
+    pending = flow.take(party, request.args.get("state", ""))
     if pending is None:
         log.warning("sign-in callback with an unknown, used or expired state")
         raise LoginError(
@@ -77,7 +77,7 @@ def callback() -> Response:
         raise LoginError("This sign-in response has no authorization code.")
     previous = signin.current(session) if pending.silent else None
     try:
-        token, claims = flow.exchange(party.provider, pending, code)
+        token, claims = flow.exchange(party, pending, code)
         if previous is not None:
             return complete_silent_renewal(party, previous, pending, token, claims)
     except TokenEndpointError as exc:
@@ -117,13 +117,13 @@ def _complete_sign_in(
     token: dict[str, Any],
     claims: dict[str, Any],
 ) -> Response:
-    """Sign the user in, in a session with a new id; the app's login handlers may refuse."""
+    """Sign the user in, in a fresh session with a new id; the app's login handlers may
+    refuse."""
     settings = party.settings
     tokens = Tokens.from_response(
         token, claims, settings.renew_id_token_expiry_seconds, settings.use_refresh_tokens
     )
-    new_session_id()
-    signin.begin(session, party.token_store, tokens)
+    signin.begin(session, party.token_store, tokens, keep=settings.keep_session_keys)
     try:
         for handler in party.login_handlers:
             handler(claims)
@@ -157,19 +157,17 @@ def logout() -> Response:
     party = relying_party()
     settings = party.settings
     provider = party.provider
-    store = party.token_store
-    signed_in = signin.current(session)
-    tokens = signin.load_tokens(store, signed_in) if signed_in else None
-    signin.end(session, store)
-    session.clear()
+    ended = signin.end(session, party.token_store)
+    flow.forget_all(party)  # a renewal under way must not sign the user back in
+    local_url = settings.logout_redirect_url
+    if ended is None:
+        return redirect(local_url)
+    tokens = ended.tokens
     if tokens is not None:
         if tokens.refresh_token:
             provider.revoke(tokens.refresh_token, "refresh_token")
         provider.revoke(tokens.access_token, "access_token")
-    local_url = settings.logout_redirect_url
-    if signed_in is None:
-        return redirect(local_url)
-    signals.send(signals.user_logged_out, claims=signed_in.claims)
+    signals.send(signals.user_logged_out, claims=ended.sign_in.claims)
     if tokens is None:
         return redirect(local_url)
     try:
@@ -181,7 +179,7 @@ def logout() -> Response:
         return redirect(local_url)
     logout_state = generate_token(32)
     session[LOGOUT_STATE_KEY] = logout_state
-    new_session_id()  # the provider's back-channel logout ends the old one
+    new_session_id(session)  # the provider's back-channel logout ends the old one
     url = add_params_to_uri(
         end_session,
         {
@@ -250,14 +248,6 @@ def _logout_answer(
     response = make_response(body, status)
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def new_session_id() -> None:
-    """Give the session a new id (Flask-Session's ``regenerate``), keeping its contents."""
-    regenerate = getattr(current_app.session_interface, "regenerate", None)
-    if regenerate is not None:
-        session.setdefault(TOUCHED_KEY, clock.now())  # regenerate() skips an empty session
-        regenerate(session)
 
 
 def check_same_origin() -> None:

@@ -75,6 +75,15 @@ def build_app(
         session["note"] = "written late"
         return {"ok": True}
 
+    @app.get("/api/slow-read")
+    @oidc.login_required
+    def slow_read() -> dict[str, Any]:
+        """Waits for the test's signal and changes nothing: with Flask's
+        ``SESSION_REFRESH_EACH_REQUEST`` its session is saved all the same."""
+        app.config["SLOW_STARTED"].set()
+        app.config["SLOW_GATE"].wait(10)
+        return {"ok": True}
+
     @app.get("/health")
     @oidc.exempt
     def health() -> str:
@@ -254,3 +263,33 @@ def check_no_lost_update(app: Flask, provider: FakeProvider, base: str) -> None:
     assert requests.get(f"{base}/api/data", cookies=cookies, headers=SCRIPT).status_code == 200
     assert provider.refresh_requests() == 2  # the rotated token worked: no reuse, no revocation
     assert provider.refresh_tokens
+
+
+def check_logout_stays_a_logout(
+    app: Flask,
+    provider: FakeProvider,
+    base: str,
+    end: Callable[[dict[str, str]], None],
+    slow: str = "POST /api/slow-note",
+) -> None:
+    """A request that read the session before its sign-in ended (``end(cookies)``) and saves the
+    session after it must not bring the sign-in back: made deterministic with two events."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    app.config.update(SLOW_STARTED=threading.Event(), SLOW_GATE=threading.Event())
+    provider.claims = {"sid": "sid-1"}
+    cookies, _ = sign_in_over_http(app, provider, base)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        method, path = slow.split(" ")
+        running = pool.submit(
+            requests.request, method, f"{base}{path}", cookies=cookies, headers=SCRIPT
+        )
+        assert app.config["SLOW_STARTED"].wait(5)  # it has read the signed-in session
+        end(cookies)
+        app.config["SLOW_GATE"].set()
+        assert running.result(timeout=10).status_code == 200  # it ran, and tried to save
+    still = requests.get(f"{base}/api/data", cookies=cookies, headers=SCRIPT)
+    assert still.status_code == 401  # the old session id is not signed in again

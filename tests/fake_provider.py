@@ -11,6 +11,7 @@ import hashlib
 import json
 import secrets
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -58,6 +59,8 @@ class FakeProvider:
         self.revocations: list[dict[str, Any]] = []
         self.revocation_status = 200
         self.jwks_status = 200
+        self.discovery_status = 200
+        self.trickle = 0.0  # seconds between the bytes of the discovery document
         self.app = self._make_app()
 
     def _make_app(self) -> Flask:
@@ -67,7 +70,9 @@ class FakeProvider:
         def discovery() -> Response:
             self.discovery_requests += 1
             time.sleep(self.delay)
-            return jsonify(
+            if self.discovery_status != 200:
+                return Response("down", status=self.discovery_status)
+            document = jsonify(
                 issuer=self.issuer,
                 authorization_endpoint=f"{self.issuer}/authorize",
                 token_endpoint=f"{self.issuer}/token",
@@ -78,6 +83,16 @@ class FakeProvider:
                 id_token_signing_alg_values_supported=["RS256", "HS256", "none"],
                 authorization_response_iss_parameter_supported=self.iss_parameter_supported,
             )
+            if not self.trickle:
+                return document
+            body = document.get_data()
+
+            def trickled() -> Iterator[bytes]:
+                for byte in body:
+                    time.sleep(self.trickle)
+                    yield bytes([byte])
+
+            return Response(trickled(), mimetype="application/json")
 
         @app.get("/jwks")
         def jwks() -> ResponseReturnValue:

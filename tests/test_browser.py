@@ -216,3 +216,26 @@ def test_another_origins_403_with_refresh_url_is_left_alone(tab: Tab, serve: Ser
     assert result == {"status": 403, "frames": 0}
     assert page.url == f"{tab.served.base}/profile"
     assert tab.renewals() == 0
+
+
+def test_the_cookies_are_httponly_and_lax_through_sign_in_and_renewal(tab: Tab) -> None:
+    tab.pass_renewal_deadline()
+    tab.page.click("#call-silent")  # renewed in a hidden frame, with these cookies
+    tab.page.wait_for_selector("#api-result:has-text('alice')")
+    assert tab.renewals() == 1
+    [session] = [c for c in tab.page.context.cookies() if c["name"] == "session"]
+    assert session["httpOnly"] is True
+    assert session["sameSite"] == "Lax"
+
+
+def test_a_tab_left_open_after_logout_goes_to_sign_in_instead_of_showing_json(tab: Tab) -> None:
+    page = tab.page
+    other_tab = page.context.new_page()
+    other_tab.goto(f"{tab.served.base}/profile")
+    other_tab.click("form[action='/oidc/logout'] button")  # signed out here
+    other_tab.close()
+
+    with page.expect_navigation():
+        page.click("#call-navigate")
+    assert any("/oidc/login?next=" in url for url in tab.requests)
+    assert "login_required" not in (page.text_content("body") or "")

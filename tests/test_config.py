@@ -13,6 +13,7 @@ from flask_oidc_refresh import OIDC, ConfigError
 from flask_oidc_refresh.config import DEFAULTS, Settings
 
 BASE = {
+    "SECRET_KEY": "test-secret",
     "OIDC_ISSUER": "https://login.example.com",
     "OIDC_CLIENT_ID": "app",
     "OIDC_CLIENT_SECRET": "secret",
@@ -28,7 +29,9 @@ def test_settings_left_unset_take_their_defaults() -> None:
     assert s.client_auth_method == "client_secret_basic"
     assert s.scopes == ("openid", "email", "profile")
     assert s.url_prefix == "/oidc"
-    assert s.max_states == 50
+    assert s.max_states == 5
+    assert s.renewal_grace_seconds == s.renew_id_token_expiry_seconds
+    assert s.keep_session_keys == ()
     assert s.renew_id_token_expiry_seconds == 900
     assert s.fetch_userinfo is True
     assert s.allow_insecure_http is False
@@ -38,9 +41,10 @@ def test_init_app_sets_every_default_in_app_config(tmp_path: Path) -> None:
     app = Flask(__name__, instance_path=str(tmp_path))
     app.config.update(BASE)
     OIDC(app)
+    in_effect = {"OIDC_RENEWAL_GRACE_SECONDS": 900}  # default None: one renewal interval
     for key, default in DEFAULTS.items():
         if key not in BASE:
-            assert app.config[key] == default
+            assert app.config[key] == in_effect.get(key, default)
 
 
 @pytest.mark.parametrize(

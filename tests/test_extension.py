@@ -34,12 +34,15 @@ def test_login_required_sends_a_page_load_to_login_and_back(client: FlaskClient)
     assert response.headers["Location"] == "/oidc/login?next=/private?page%3D2"
 
 
-def test_login_required_answers_a_script_with_401_json(client: FlaskClient) -> None:
+def test_login_required_answers_a_script_with_401_json_naming_the_sign_in_page(
+    client: FlaskClient,
+) -> None:
     for headers in (SCRIPT, {"Accept": "application/json"}, {"Sec-Fetch-Mode": "cors"}):
         response = client.get("/api/data", headers=headers)
         assert response.status_code == 401
         assert response.json is not None
         assert response.json["error"] == "login_required"
+        assert response.headers["login_url"] == "/oidc/login"
 
 
 def test_on_login_hook_gets_the_claims(make_app: MakeApp, fake_provider: FakeProvider) -> None:

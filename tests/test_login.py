@@ -90,12 +90,33 @@ def test_next_is_limited_to_this_site(
     assert sign_in(client, fake_provider, next_url).headers["Location"] == "/"
 
 
-def test_login_gives_a_new_session_id(client: FlaskClient, fake_provider: FakeProvider) -> None:
-    client.get("/oidc/login")
+def test_sign_in_gives_a_new_session_id(client: FlaskClient, fake_provider: FakeProvider) -> None:
+    with client.session_transaction() as session:
+        session["planted"] = "by an attacker who knows this session id"
     before = session_cookie(client)
     sign_in(client, fake_provider)
-    after = session_cookie(client)
-    assert before != after
+    assert session_cookie(client) != before
+
+
+def test_sign_in_starts_a_fresh_session(client: FlaskClient, fake_provider: FakeProvider) -> None:
+    with client.session_transaction() as session:
+        session["csrf_token"] = "known-to-an-attacker"
+    sign_in(client, fake_provider)
+    with client.session_transaction() as session:
+        assert "csrf_token" not in session
+
+
+def test_keys_listed_in_keep_session_keys_survive_sign_in(
+    make_app: MakeApp, fake_provider: FakeProvider
+) -> None:
+    app, _ = make_app(OIDC_KEEP_SESSION_KEYS=["basket"])
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session.update(basket=["book"], csrf_token="dropped")
+    sign_in(client, fake_provider)
+    with client.session_transaction() as session:
+        assert session["basket"] == ["book"]
+        assert "csrf_token" not in session
 
 
 def test_several_tabs_can_log_in_at_once(client: FlaskClient, fake_provider: FakeProvider) -> None:
@@ -292,12 +313,16 @@ def test_userinfo_can_be_switched_off(make_app: MakeApp, fake_provider: FakeProv
     assert client.get("/private").text == "hello alice"
 
 
-def test_login_gives_a_new_session_id_even_to_an_otherwise_empty_session(
+def test_sign_in_gives_a_new_session_id_even_to_an_otherwise_empty_session(
     make_app: MakeApp, fake_provider: FakeProvider
 ) -> None:
     app, _ = make_app(OIDC_SESSION_TOUCH_FRACTION=0)
     client = app.test_client()
-    location = client.get("/oidc/login").headers["Location"]  # the session holds only this
+    with client.session_transaction() as session:
+        session["x"] = 1
     before = session_cookie(client)
-    client.get("/oidc/callback", query_string=fake_provider.authorize(location))
+    with client.session_transaction() as session:
+        session.clear()  # an emptied session whose id the browser still sends
+    client.set_cookie("session", before, domain="localhost")
+    sign_in(client, fake_provider)
     assert session_cookie(client) != before

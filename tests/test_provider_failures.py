@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -107,7 +112,7 @@ def test_rotated_provider_key_is_picked_up(make_app: MakeApp, fake_provider: Fak
     assert fake_provider.jwks_requests == 2
 
 
-def test_unknown_keys_refetch_the_key_set_at_most_once_per_interval(
+def test_a_flood_of_unknown_keys_refetches_the_key_set_once_per_interval(
     make_app: MakeApp, fake_provider: FakeProvider
 ) -> None:
     app, _ = make_app(OIDC_JWKS_REFETCH_INTERVAL_SECONDS=300)
@@ -115,7 +120,19 @@ def test_unknown_keys_refetch_the_key_set_at_most_once_per_interval(
     fake_provider.header = {"kid": "nobody-knows"}
     for _ in range(3):
         assert sign_in(app.test_client(), fake_provider).status_code == 400
-    assert fake_provider.jwks_requests == 1
+    assert fake_provider.jwks_requests == 2  # the first fetch, and one for the unknown kid
+
+
+def test_a_key_rotated_right_after_the_key_set_was_fetched_is_accepted(
+    make_app: MakeApp, fake_provider: FakeProvider
+) -> None:
+    app, _ = make_app(OIDC_JWKS_REFETCH_INTERVAL_SECONDS=300)
+    sign_in(app.test_client(), fake_provider)
+    fake_provider.key = RSAKey.generate_key(
+        2048, parameters={"kid": "key-2", "alg": "RS256", "use": "sig"}
+    )
+    fake_provider.header = {"kid": "key-2"}
+    assert sign_in(app.test_client(), fake_provider).status_code == 302
 
 
 def test_explicit_endpoints_need_no_discovery(
@@ -159,3 +176,92 @@ def test_hs256_id_tokens_are_accepted_only_when_configured(
     client = app.test_client()
     assert sign_in(client, fake_provider).status_code == 302  # signed with the client secret
     assert client.get("/private").text == "hello alice"
+
+
+def test_concurrent_sign_ins_against_a_slow_discovery_share_one_fetch(
+    make_app: MakeApp, fake_provider: FakeProvider
+) -> None:
+    app, _ = make_app(OIDC_HTTP_TIMEOUT_SECONDS=0.5)
+    fake_provider.delay = 1.0
+
+    def start(_: int) -> int:
+        return app.test_client().get("/oidc/login").status_code
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(start, range(8)))
+    assert statuses == [502] * 8
+    assert fake_provider.discovery_requests == 1  # the others waited for it, not in a queue
+    assert time.monotonic() - started < 2.5  # one timeout, not eight in a row
+
+
+def test_a_failure_is_remembered_for_a_short_time(
+    make_app: MakeApp, fake_provider: FakeProvider, clock: Clock
+) -> None:
+    app, _ = make_app()
+    fake_provider.jwks_status = 503
+    client = app.test_client()
+    for _ in range(20):
+        token = fake_provider.make_logout_token()
+        response = client.post("/oidc/backchannel-logout", data={"logout_token": token})
+        assert response.status_code == 502
+    assert fake_provider.jwks_requests == 1
+    clock.advance(11)
+    fake_provider.jwks_status = 200
+    token = fake_provider.make_logout_token()
+    assert client.post("/oidc/backchannel-logout", data={"logout_token": token}).status_code == 200
+    assert fake_provider.jwks_requests == 2
+
+
+def test_the_last_good_discovery_document_serves_while_a_refetch_fails(
+    make_app: MakeApp, fake_provider: FakeProvider, clock: Clock
+) -> None:
+    app, _ = make_app(OIDC_DISCOVERY_CACHE_SECONDS=60)
+    sign_in(app.test_client(), fake_provider)
+    clock.advance(61)
+    fake_provider.discovery_status = 503
+    for _ in range(3):
+        assert sign_in(app.test_client(), fake_provider).status_code == 302
+    assert fake_provider.discovery_requests == 2  # one failed refetch, remembered
+
+
+def test_an_answer_that_trickles_in_is_cut_off_at_the_deadline(
+    make_app: MakeApp, fake_provider: FakeProvider
+) -> None:
+    app, _ = make_app(OIDC_HTTP_TIMEOUT_SECONDS=0.5)
+    fake_provider.trickle = 0.05  # each byte well within the timeout, the whole answer not
+    started = time.monotonic()
+    assert app.test_client().get("/oidc/login").status_code == 502
+    assert time.monotonic() - started < 2
+
+
+@pytest.fixture
+def broken_server() -> Iterator[str]:
+    """A server on a free loopback port that answers every request with a body cut short."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    stopping = threading.Event()
+
+    def answer() -> None:
+        while not stopping.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n{"issuer"')
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stopping.set()
+    listener.close()
+    thread.join(timeout=5)
+
+
+def test_an_answer_cut_short_is_a_502_not_a_500(make_app: MakeApp, broken_server: str) -> None:
+    app, _ = make_app(OIDC_ISSUER=broken_server)
+    response = app.test_client().get("/oidc/login")
+    assert response.status_code == 502

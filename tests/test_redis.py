@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import requests
 from apps import (
     NAVIGATION,
     SCRIPT,
+    check_logout_stays_a_logout,
     check_no_lost_update,
     check_one_spend,
     session_redis,
@@ -20,7 +22,7 @@ from flask import Flask, Request
 from flask.sessions import SessionMixin
 from redis import Redis
 
-from flask_oidc_refresh.sessions import OutageGuard
+from flask_oidc_refresh.sessions import SessionGuard
 from flask_oidc_refresh.testing import pass_renewal_deadline
 
 
@@ -87,7 +89,7 @@ def test_redis_failing_during_a_renewal_is_a_503(
     sign_in(client, fake_provider)
     pass_renewal_deadline(client)
     interface = redis_app.session_interface
-    assert isinstance(interface, OutageGuard)
+    assert isinstance(interface, SessionGuard)
     original = interface._inner.open_session
 
     def open_then_fail(app: Flask, request: Request) -> SessionMixin | None:
@@ -118,3 +120,40 @@ def test_a_late_session_save_cannot_bring_old_tokens_back(
     redis_app: Flask, fake_provider: FakeProvider, serve: Serve
 ) -> None:
     check_no_lost_update(redis_app, fake_provider, serve(redis_app))
+
+
+def test_a_slow_request_cannot_undo_a_back_channel_logout_on_redis(
+    redis_app: Flask, fake_provider: FakeProvider, serve: Serve
+) -> None:
+    base = serve(redis_app)
+
+    def back_channel_logout(_: dict[str, str]) -> None:
+        token = fake_provider.make_logout_token(sid="sid-1")
+        answer = requests.post(f"{base}/oidc/backchannel-logout", data={"logout_token": token})
+        assert answer.status_code == 200
+
+    check_logout_stays_a_logout(redis_app, fake_provider, base, back_channel_logout)
+
+
+def test_a_slow_request_cannot_undo_a_logout_in_another_tab_on_redis(
+    redis_app: Flask, fake_provider: FakeProvider, serve: Serve
+) -> None:
+    base = serve(redis_app)
+
+    def logout_in_another_tab(cookies: dict[str, str]) -> None:
+        answer = requests.post(f"{base}/oidc/logout", cookies=cookies, allow_redirects=False)
+        assert answer.status_code == 302
+
+    check_logout_stays_a_logout(redis_app, fake_provider, base, logout_in_another_tab)
+
+
+def test_anonymous_sign_in_starts_write_nothing_to_redis(
+    redis_app: Flask, fake_provider: FakeProvider
+) -> None:
+    redis = session_redis(redis_app)
+    before = redis.dbsize()
+    client = redis_app.test_client()
+    for _ in range(100):
+        client.get("/oidc/login", query_string={"next": "/" + "x" * 8000})
+        client.delete_cookie("oidc_pending", path="/oidc")
+    assert redis.dbsize() == before

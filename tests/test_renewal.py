@@ -15,7 +15,7 @@ from apps import (
     renewal_deadline,
     sign_in,
 )
-from conftest import MakeApp
+from conftest import Clock, MakeApp
 from fake_provider import FakeProvider
 from flask import Blueprint, Flask
 from flask.testing import FlaskClient
@@ -74,11 +74,56 @@ def test_head_is_renewed_like_get(signed_in: FlaskClient) -> None:
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
-def test_unsafe_methods_pass_through(signed_in: FlaskClient, method: str) -> None:
+def test_unsafe_methods_pass_through_within_the_grace_period(
+    signed_in: FlaskClient, method: str
+) -> None:
     pass_renewal_deadline(signed_in)
     response = signed_in.open("/write", method=method, headers=SCRIPT)
     assert response.status_code == 200
     assert response.text == "written"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_unsafe_script_requests_after_the_grace_period_get_403_with_refresh_url(
+    signed_in: FlaskClient, clock: Clock, method: str
+) -> None:
+    pass_renewal_deadline(signed_in)
+    clock.advance(900)  # the default grace: one renewal interval
+    headers = {**SCRIPT, "Referer": "http://localhost/board"}
+    response = signed_in.open("/write", method=method, headers=headers)
+    assert response.status_code == 403
+    assert response.headers["refresh_url"] == "/oidc/refresh?next=/board"
+
+
+def test_a_form_post_after_the_grace_period_goes_through_renewal_back_to_its_page(
+    make_app: MakeApp, fake_provider: FakeProvider
+) -> None:
+    app, _ = make_app(OIDC_RENEWAL_GRACE_SECONDS=0)
+    signed_in = app.test_client()
+    sign_in(signed_in, fake_provider)
+    pass_renewal_deadline(signed_in)
+    headers = {**NAVIGATION, "Referer": "http://localhost/board?tab=2"}
+    response = signed_in.post("/write", data={"note": "x"}, headers=headers)
+    assert response.status_code == 303  # the body is never replayed
+    assert response.headers["Location"] == "/oidc/refresh?next=/board?tab%3D2"
+    silent = signed_in.get(response.headers["Location"])
+    assert query(silent.headers["Location"])["prompt"] == "none"
+    back = signed_in.get(
+        "/oidc/callback", query_string=fake_provider.authorize(silent.headers["Location"])
+    )
+    assert back.headers["Location"] == "/board?tab=2"
+    assert signed_in.post("/write", headers=headers).text == "written"  # renewed
+
+
+def test_a_grace_period_of_zero_refuses_unsafe_requests_at_the_deadline(
+    make_app: MakeApp, fake_provider: FakeProvider
+) -> None:
+    app, _ = make_app(OIDC_RENEWAL_GRACE_SECONDS=0)
+    client = app.test_client()
+    sign_in(client, fake_provider)
+    assert client.post("/write", headers=SCRIPT).text == "written"  # before the deadline
+    pass_renewal_deadline(client)
+    assert client.post("/write", headers=SCRIPT).status_code == 403
 
 
 @pytest.mark.parametrize(
@@ -103,9 +148,7 @@ def test_script_requests_get_403_with_refresh_url(
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["refresh_url"] == "/oidc/refresh?next=/"
     assert response.json == {"error": "refresh_required", "refresh_url": "/oidc/refresh?next=/"}
-    assert "Set-Cookie" not in response.headers
-    with signed_in.session_transaction() as session:
-        assert "_oidc_pending" not in session  # the 403 stores nothing
+    assert "Set-Cookie" not in response.headers  # the 403 stores nothing, not even a cookie
 
 
 @pytest.mark.parametrize(
@@ -180,9 +223,16 @@ def test_refresh_view_goes_straight_back_when_another_tab_already_renewed(
     assert response.headers["Location"] == "/reports"
 
 
-def test_refresh_view_without_a_session_signs_in(client: FlaskClient) -> None:
+def test_refresh_view_without_a_sign_in_tries_a_silent_sign_in_first(
+    client: FlaskClient, fake_provider: FakeProvider
+) -> None:
     response = client.get("/oidc/refresh?next=/reports")
-    assert "prompt" not in query(response.headers["Location"])
+    assert query(response.headers["Location"])["prompt"] == "none"
+    back = client.get(
+        "/oidc/callback", query_string=fake_provider.authorize(response.headers["Location"])
+    )
+    assert back.headers["Location"] == "/reports"  # the provider's session was alive
+    assert client.get("/private").text == "hello alice"
 
 
 def test_refresh_done_page_is_served_and_never_cached(client: FlaskClient) -> None:
@@ -379,7 +429,10 @@ def test_a_view_exempted_before_any_app_exists_is_never_renewed(
 
     app = Flask(__name__, instance_path=str(tmp_path))
     app.config.update(
-        OIDC_ISSUER=fake_provider.issuer, OIDC_CLIENT_ID=CLIENT_ID, OIDC_CLIENT_SECRET=CLIENT_SECRET
+        SECRET_KEY="test-secret",
+        OIDC_ISSUER=fake_provider.issuer,
+        OIDC_CLIENT_ID=CLIENT_ID,
+        OIDC_CLIENT_SECRET=CLIENT_SECRET,
     )
     app.add_url_rule("/ping", view_func=ping)
     oidc.init_app(app)

@@ -1,4 +1,5 @@
-"""Server-side sessions: tokens never in the cookie, and no write when nothing changed."""
+"""Server-side sessions: tokens never in the cookie, safe cookie defaults, no write when nothing
+changed, and signed-in data that session writes cannot evict."""
 
 from __future__ import annotations
 
@@ -6,15 +7,18 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from apps import session_cookie, sign_in, tokens_of
+from apps import session_cookie, sign_in, sign_in_of, tokens_of
 from cachelib import BaseCache
 from conftest import Clock, MakeApp
-from fake_provider import FakeProvider
+from fake_provider import CLIENT_ID, CLIENT_SECRET, FakeProvider
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_session import Session
 
 from flask_oidc_refresh import OIDC
+from flask_oidc_refresh.relying_party import relying_party
+from flask_oidc_refresh.sessions import SessionGuard
+from flask_oidc_refresh.store.cachelib import CacheLibBackend
 from flask_oidc_refresh.testing import pass_renewal_deadline
 
 
@@ -80,6 +84,7 @@ def test_an_app_that_set_up_flask_session_keeps_it(tmp_path: Path) -> None:
 
     app = Flask(__name__, instance_path=str(tmp_path))
     app.config.update(
+        SECRET_KEY="test-secret",
         SESSION_TYPE="cachelib",
         SESSION_CACHELIB=SimpleCache(),
         OIDC_ISSUER="https://login.example.com",
@@ -89,15 +94,8 @@ def test_an_app_that_set_up_flask_session_keeps_it(tmp_path: Path) -> None:
     Session(app)
     interface = app.session_interface
     OIDC(app)
-    assert app.session_interface is interface
-
-
-def test_sign_in_attempts_cannot_fill_the_disk(make_app: MakeApp) -> None:
-    app, _ = make_app(SESSION_FILE_THRESHOLD=10)
-    for _ in range(40):
-        app.test_client().get("/oidc/login")  # each leaves a session with a pending sign-in
-    store = Path(app.instance_path) / "oidc-sessions"
-    assert len([p for p in store.iterdir() if p.is_file()]) <= 12
+    guard = app.session_interface
+    assert isinstance(guard, SessionGuard) and guard._inner is interface
 
 
 def test_lock_files_are_a_fixed_set(app: Flask) -> None:
@@ -131,7 +129,7 @@ def test_an_index_entry_can_be_locked_under_its_records_lock(app: Flask) -> None
     with app.app_context():
         store = relying_party().token_store
         assert store.index is not None
-        with store.renewal_lock(record, seconds=1):
+        with store.lock(record):
             # would raise LockTimeout if it waited for itself
             store.index.add("session", record, {"sub": sub, "sid": "s"}, prune=False)
         assert store.index.end("sub", sub) == 1
@@ -153,3 +151,113 @@ def test_renewal_on_an_in_memory_cachelib_store_does_not_wait_for_itself(
     assert client.get("/private").text == "hello alice"
     assert time.monotonic() - started < 2
     assert fake_provider.refresh_requests() == 1
+
+
+def session_cookie_attributes(client: FlaskClient, fake_provider: FakeProvider) -> list[str]:
+    """The attributes of the session cookie that signing in sets."""
+    response = sign_in(client, fake_provider)
+    [cookie] = [c for c in response.headers.getlist("Set-Cookie") if c.startswith("session=")]
+    return [part.strip() for part in cookie.split(";")]
+
+
+def test_the_session_cookie_is_httponly_and_lax_by_default(
+    client: FlaskClient, fake_provider: FakeProvider
+) -> None:
+    attributes = session_cookie_attributes(client, fake_provider)
+    assert "HttpOnly" in attributes
+    assert "SameSite=Lax" in attributes
+    assert "Secure" not in attributes  # plain http here
+
+
+def test_the_session_cookie_is_secure_over_https(app: Flask, fake_provider: FakeProvider) -> None:
+    client = app.test_client()
+    location = client.get("/oidc/login", base_url="https://localhost").headers["Location"]
+    response = client.get(
+        "/oidc/callback",
+        query_string=fake_provider.authorize(location),
+        base_url="https://localhost",
+    )
+    [cookie] = [c for c in response.headers.getlist("Set-Cookie") if c.startswith("session=")]
+    assert "Secure" in [part.strip() for part in cookie.split(";")]
+
+
+def test_the_apps_own_cookie_settings_are_kept(
+    make_app: MakeApp, fake_provider: FakeProvider
+) -> None:
+    app, _ = make_app(SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_SECURE=True)
+    attributes = session_cookie_attributes(app.test_client(), fake_provider)
+    assert "SameSite=Strict" in attributes
+    assert "Secure" in attributes
+
+
+def test_a_flood_of_session_writes_evicts_no_token_record_and_no_replay_marker(
+    make_app: MakeApp, fake_provider: FakeProvider
+) -> None:
+    from flask_oidc_refresh.relying_party import relying_party
+
+    app, _ = make_app(SESSION_FILE_THRESHOLD=150)
+    fake_provider.claims = {"sid": "sid-1"}
+    users = [app.test_client() for _ in range(5)]
+    records = []
+    for user in users:
+        sign_in(user, fake_provider)
+        sign_in_now = sign_in_of(user)
+        assert sign_in_now is not None
+        records.append(sign_in_now.record)
+    used = fake_provider.make_logout_token(sid="another-provider-session")
+    assert (
+        app.test_client().post("/oidc/backchannel-logout", data={"logout_token": used}).status_code
+        == 200
+    )
+    for n in range(300):  # other sessions written, well past the threshold
+        with app.test_client().session_transaction() as session:
+            session["n"] = n
+    with app.app_context():
+        store = relying_party().token_store
+        assert all(store.load(record) is not None for record in records)
+    replayed = app.test_client().post("/oidc/backchannel-logout", data={"logout_token": used})
+    assert replayed.status_code == 400
+
+
+def test_expired_token_records_are_swept_away(
+    app: Flask, fake_provider: FakeProvider, clock: Clock
+) -> None:
+    tokens = Path(app.instance_path) / "oidc-sessions" / "tokens"
+    sign_in(app.test_client(), fake_provider)
+    before = {path.name for path in tokens.iterdir()}
+    clock.advance(32 * 24 * 3600)  # past the records' lifetime, and the sweep interval
+    with app.test_request_context():
+        backend = relying_party().token_store.backend
+        assert isinstance(backend, CacheLibBackend)
+        backend.sweep()
+    after = {path.name for path in tokens.iterdir()}
+    assert before and not before & after
+
+
+def test_records_beside_an_apps_own_file_cache_get_a_folder_of_their_own(
+    tmp_path: Path, fake_provider: FakeProvider
+) -> None:
+    from apps import build_app
+    from cachelib import FileSystemCache
+
+    sessions = tmp_path / "srv" / "sessions"
+    neighbour = tmp_path / "srv" / "tokens"  # the app's own folder, not ours
+    neighbour.mkdir(parents=True)
+    (neighbour / "keep-me").write_bytes(b"\x00\x00\x00\x01 the app's data")
+    app, _ = build_app(
+        tmp_path / "instance",
+        {
+            "SESSION_TYPE": "cachelib",
+            "SESSION_CACHELIB": FileSystemCache(str(sessions)),
+            "OIDC_ISSUER": fake_provider.issuer,
+            "OIDC_CLIENT_ID": CLIENT_ID,
+            "OIDC_CLIENT_SECRET": CLIENT_SECRET,
+        },
+    )
+    assert sign_in(app.test_client(), fake_provider).status_code == 302
+    assert any((tmp_path / "srv" / "sessions-oidc" / "tokens").iterdir())
+    with app.app_context():
+        backend = relying_party().token_store.backend
+        assert isinstance(backend, CacheLibBackend)
+        backend.sweep()
+    assert (neighbour / "keep-me").exists()

@@ -5,6 +5,8 @@
  * - "navigate" (default): the page goes to refresh_url and comes back once renewed;
  * - "silent": the session is renewed in a hidden frame and the request sent again once;
  * - or your own onRefreshRequired(context) decides.
+ * A 401 with a `login_url` header (signed out meanwhile, in another tab say) goes to sign-in,
+ * and back to this page afterwards.
  * Works as a classic script (window.oidcRefresh) and as an ES module (oidc-refresh.mjs).
  */
 (function (global) {
@@ -23,17 +25,28 @@
     }
   }
 
-  // The refresh_url of a 403 from our own origin that stays on our origin; null otherwise, so
-  // another site's answer can never send the page (or a frame) anywhere.
-  function isRefreshRequired(response) {
-    var refreshUrl = response.status === 403 && response.headers.get("refresh_url");
-    return refreshUrl && sameOrigin(response.url) && sameOrigin(refreshUrl) ? refreshUrl : null;
+  // The URL a response of our own origin names in `header` when its status is `status`, if
+  // it stays on our origin; null otherwise, so another site's answer can never send the page
+  // (or a frame) anywhere.
+  function ourUrl(response, status, header) {
+    var url = response.status === status && response.headers.get(header);
+    return url && sameOrigin(response.url) && sameOrigin(url) ? url : null;
   }
 
-  function navigate(refreshUrl) {
+  function isRefreshRequired(response) {
+    return ourUrl(response, 403, "refresh_url");
+  }
+
+  // A 401 naming the sign-in page (signed out meanwhile) goes there; any other answer is kept.
+  function unlessSignedOut(response) {
+    var loginUrl = ourUrl(response, 401, "login_url");
+    return loginUrl ? navigate(loginUrl) : response;
+  }
+
+  function navigate(target) {
     if (!leaving) {
       leaving = true;
-      var url = new URL(refreshUrl, location.href);
+      var url = new URL(target, location.href);
       url.searchParams.set("next", location.pathname + location.search + location.hash);
       location.assign(url.href);
     }
@@ -75,7 +88,7 @@
     return renewInFrame(refreshUrl).then(function (renewed) {
       if (!renewed) return navigate(refreshUrl);
       return nativeFetch(retry).then(function (response) {
-        return isRefreshRequired(response) ? navigate(refreshUrl) : response;
+        return isRefreshRequired(response) ? navigate(refreshUrl) : unlessSignedOut(response);
       });
     });
   }
@@ -88,7 +101,7 @@
     var retry = request.clone();
     return nativeFetch(request).then(function (response) {
       var refreshUrl = isRefreshRequired(response);
-      if (!refreshUrl) return response;
+      if (!refreshUrl) return unlessSignedOut(response);
       if (settings.onRefreshRequired) {
         return settings.onRefreshRequired({
           refreshUrl: refreshUrl,
@@ -96,7 +109,7 @@
           request: retry,
           navigate: function () { return navigate(refreshUrl); },
           renew: function () { return renewInFrame(refreshUrl); },
-          retry: function () { return nativeFetch(retry.clone()); },
+          retry: function () { return nativeFetch(retry.clone()).then(unlessSignedOut); },
         });
       }
       return settings.mode === "silent" ? renewAndRetry(refreshUrl, retry) : navigate(refreshUrl);

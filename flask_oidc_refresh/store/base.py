@@ -4,6 +4,7 @@ once over the few primitives that each backend supplies."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
@@ -17,6 +18,7 @@ from ..records import Tokens, from_stored
 RECORD_PREFIX = "oidc-tokens:"
 #: How long an index update or a replay check waits for, and may hold, its lock.
 INDEX_LOCK_SECONDS = 5.0
+log = logging.getLogger(__name__)
 
 
 class LockTimeout(Exception):
@@ -44,6 +46,11 @@ class Backend(ABC):
     def delete(self, key: str) -> None:
         """Remove ``key``."""
 
+    def delete_session(self, key: str) -> None:
+        """Remove the stored session at ``key`` (where the backend keeps sessions apart from
+        records, it overrides this)."""
+        self.delete(key)
+
     @abstractmethod
     def lock(self, key: str, seconds: float) -> contextlib.AbstractContextManager[None]:
         """Hold the lock of ``key``, shared by every process that shares the data, for at most
@@ -62,13 +69,16 @@ def thread_lock(lock: threading.RLock, key: str, seconds: float) -> Iterator[Non
 
 
 class TokenStore:
-    """Token records, each with a lock that lets one request renew it, kept as long as the
-    sessions that point at them; and ``index`` when the backend is shared (else None)."""
+    """Token records, kept as long as the sessions that point at them, each with a lock held
+    while a request renews or ends it (for at most ``lock_seconds``); and ``index`` when the
+    backend is shared (else None)."""
 
-    def __init__(self, backend: Backend, record_lifetime: int) -> None:
+    def __init__(self, backend: Backend, record_lifetime: int, lock_seconds: float) -> None:
         self.backend = backend
         self.record_lifetime = record_lifetime
-        self.index = SessionIndex(backend, record_lifetime) if backend.shared else None
+        self.lock_seconds = lock_seconds
+        self.index = SessionIndex(self) if backend.shared else None
+        self._held = threading.local()
 
     def new_record(self, tokens: Tokens) -> str:
         """Store ``tokens`` in a new record; returns its unguessable key."""
@@ -84,22 +94,44 @@ class TokenStore:
         """Write the record."""
         self.backend.write(record, tokens.as_dict(), self.record_lifetime)
 
-    def drop(self, record: str) -> None:
-        """Remove the record."""
-        self.backend.delete(record)
+    def end(self, record: str) -> Tokens | None:
+        """Remove the record, once no request is renewing it (so that no renewal under way can
+        write it back); returns what it held."""
+        try:
+            with self.lock(record):
+                tokens = self.load(record)
+                self.backend.delete(record)
+                return tokens
+        except LockTimeout:
+            log.warning("ended a sign-in whose renewal held its lock too long")
+            tokens = self.load(record)
+            self.backend.delete(record)
+            return tokens
 
-    def renewal_lock(self, record: str, seconds: float) -> contextlib.AbstractContextManager[None]:
-        """The lock that lets one request at a time renew the record."""
-        return self.backend.lock(record, seconds)
+    @contextlib.contextmanager
+    def lock(self, record: str) -> Iterator[None]:
+        """The record's lock: one request at a time renews or ends it. Reentrant within a
+        thread; :class:`LockTimeout` after waiting ``lock_seconds``."""
+        held: set[str] = self._held.__dict__.setdefault("records", set())
+        if record in held:
+            yield
+            return
+        with self.backend.lock(record, self.lock_seconds):
+            held.add(record)
+            try:
+                yield
+            finally:
+                held.discard(record)
 
 
 class SessionIndex:
     """Which sessions belong to a provider session (``sid``) or a user (``sub``), so that
     back-channel logout can end them on every worker and host; and the logout tokens used."""
 
-    def __init__(self, backend: Backend, lifetime: int) -> None:
-        self.backend = backend
-        self.lifetime = lifetime
+    def __init__(self, store: TokenStore) -> None:
+        self.store = store
+        self.backend = store.backend
+        self.lifetime = store.record_lifetime
 
     def add(self, session_key: str, record: str, claims: Mapping[str, Any], *, prune: bool) -> None:
         """List the session stored at ``session_key`` under the ``sid`` and ``sub`` of
@@ -121,9 +153,9 @@ class SessionIndex:
             members = list(self.backend.read(key) or ())
             self.backend.delete(key)
         for member in members:
-            for stored in member.split(" "):
-                if stored:
-                    self.backend.delete(stored)
+            session_key, _, record = member.partition(" ")
+            self.backend.delete_session(session_key)
+            self.store.end(record)
         return len(members)
 
     def first_use(self, issuer: str, jti: str, ttl: int) -> bool:

@@ -1,5 +1,11 @@
-"""Token records in a cachelib cache: the embedded default store (a file cache, with file locks
-shared by every worker process on the host), or an in-process cache."""
+"""Token records beside a cachelib session cache: with the embedded default store (a file
+cache) in a file cache of their own, with file locks, shared by every worker process on the
+host; beside an in-process cache, in another in-process cache.
+
+The records never share a cache with the sessions: a cache past its threshold evicts what
+expires soonest, and no amount of session writes may evict a sign-in. Expired records are swept
+at most once per ``SWEEP_SECONDS``.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,15 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+from cachelib import FileSystemCache, SimpleCache
+
+from .. import clock
 from .base import RECORD_PREFIX, Backend, LockTimeout, thread_lock
 
 #: Lock files of the file cache: keys share a fixed number of them, so they never pile up.
@@ -20,26 +30,48 @@ from .base import RECORD_PREFIX, Backend, LockTimeout, thread_lock
 LOCK_BUCKETS = 256
 #: How often a waiting request tries a file lock again.
 LOCK_POLL_SECONDS = 0.005
+#: How often (at most) a process removes the expired records, in the background.
+SWEEP_SECONDS = 3600
+#: Set by the extension on the file cache it creates: the folder of the embedded store. Beside
+#: any other file cache the records get a folder of their own, ``<its folder>-oidc``.
+STORE_ROOT_ATTRIBUTE = "oidc_store_root"
 
 
 class CacheLibBackend(Backend):
-    """A cachelib cache; shared when it is a file cache, process-local otherwise."""
+    """Records beside the cachelib cache ``sessions``; shared when that is a file cache."""
 
-    def __init__(self, cache: Any) -> None:
-        self.cache = cache
-        path = getattr(cache, "_path", None)
-        self.lock_dir = os.path.join(path, "locks") if isinstance(path, str) else None
-        self.shared = self.lock_dir is not None
+    def __init__(self, sessions: Any) -> None:
+        self.sessions = sessions
+        path = getattr(sessions, "_path", None)
+        self.shared = isinstance(path, str)
+        if isinstance(path, str):
+            root = getattr(sessions, STORE_ROOT_ATTRIBUTE, None) or os.path.normpath(path) + "-oidc"
+            self.cache: Any = FileSystemCache(os.path.join(root, "tokens"), threshold=0, mode=0o600)
+            self.lock_dir: str | None = os.path.join(root, "locks")
+        else:
+            self.cache = SimpleCache(threshold=sys.maxsize)
+            self.lock_dir = None
         self._thread_lock = threading.RLock()  # reentrant: an index entry is locked under a record
+        self._swept = float("-inf")
 
     def read(self, key: str) -> Any:
         return self.cache.get(key)
 
     def write(self, key: str, value: Any, ttl: int) -> None:
         self.cache.set(key, value, timeout=ttl)
+        if self.shared and clock.monotonic() - self._swept >= SWEEP_SECONDS:
+            self._swept = clock.monotonic()
+            threading.Thread(target=self.sweep, name="oidc-token-sweep", daemon=True).start()
+
+    def sweep(self) -> None:
+        """Remove the expired records (of a file cache; an in-process one expires on read)."""
+        self.cache._remove_expired(clock.now())
 
     def delete(self, key: str) -> None:
         self.cache.delete(key)
+
+    def delete_session(self, key: str) -> None:
+        self.sessions.delete(key)
 
     @contextlib.contextmanager
     def lock(self, key: str, seconds: float) -> Iterator[None]:
