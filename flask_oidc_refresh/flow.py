@@ -26,7 +26,7 @@ from . import clock
 from .config import ConfigError
 from .navigation import safe_next
 from .provider import Provider
-from .relying_party import RelyingParty
+from .relying_party import RelyingParty, secret_keys
 from .tokens import TokenError
 
 #: The cookie of the pending authorizations; it exists only while a sign-in is on its way.
@@ -46,20 +46,32 @@ class PendingAuthorization:
     next_url: str
     silent: bool
     expires: float
+    #: Which secret key the nonce and verifier are derived with (it may rotate meanwhile).
+    key_id: str
 
-    def nonce(self, secret: str | bytes) -> str:
+    @property
+    def nonce(self) -> str:
         """The ``nonce`` sent with this authorization."""
-        return _derive(secret, "nonce", self.state)
+        return self._derive("nonce")
 
-    def code_verifier(self, secret: str | bytes) -> str:
+    @property
+    def code_verifier(self) -> str:
         """The PKCE verifier of this authorization; only its S256 challenge leaves the server."""
-        return _derive(secret, "code-verifier", self.state)
+        return self._derive("code-verifier")
+
+    def _derive(self, purpose: str) -> str:
+        secret = next((k for k in _secret_keys() if _key_id(k) == self.key_id), None)
+        if secret is None:
+            raise TokenError("this sign-in was started with a secret key no longer in use")
+        key = secret.encode() if isinstance(secret, str) else secret
+        message = f"flask-oidc-refresh {purpose} {self.state}".encode()
+        digest = hmac.new(key, message, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def _derive(secret: str | bytes, purpose: str, state: str) -> str:
-    key = secret.encode() if isinstance(secret, str) else secret
-    digest = hmac.new(key, f"flask-oidc-refresh {purpose} {state}".encode(), hashlib.sha256)
-    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+def _key_id(secret: str | bytes) -> str:
+    material = secret.encode() if isinstance(secret, str) else secret
+    return hashlib.sha256(b"flask-oidc-refresh key id " + material).hexdigest()[:8]
 
 
 def start(party: RelyingParty, next_url: str, *, silent: bool) -> Response:
@@ -74,6 +86,7 @@ def start(party: RelyingParty, next_url: str, *, silent: bool) -> Response:
         next_url=next_url,
         silent=silent,
         expires=clock.now() + settings.state_lifetime_seconds,
+        key_id=_key_id(_secret_keys()[0]),
     )
     url = authorization_url(party, pending)
     waiting = _waiting(party)
@@ -105,14 +118,13 @@ def redirect_uri(party: RelyingParty) -> str:
 def authorization_url(party: RelyingParty, pending: PendingAuthorization) -> str:
     """The provider URL that starts ``pending``: code flow, PKCE S256, state and nonce."""
     provider = party.provider
-    secret = _secret_key()
     extra = {"prompt": "none"} if pending.silent else {}
     with provider.client() as client:
         url, _ = client.create_authorization_url(
             provider.metadata["authorization_endpoint"],
             state=pending.state,
-            code_verifier=pending.code_verifier(secret),
-            nonce=pending.nonce(secret),
+            code_verifier=pending.code_verifier,
+            nonce=pending.nonce,
             redirect_uri=redirect_uri(party),
             **extra,
         )
@@ -128,18 +140,17 @@ def exchange(
     about the same ``sub``.
     """
     provider: Provider = party.provider
-    secret = _secret_key()
     token = provider.token_request(
         grant_type="authorization_code",
         code=code,
         redirect_uri=redirect_uri(party),
-        code_verifier=pending.code_verifier(secret),
+        code_verifier=pending.code_verifier,
     )
     id_token = token.get("id_token")
     if not isinstance(id_token, str):
         raise TokenError("the token response has no ID token")
     claims = provider.validate_id_token(
-        id_token, nonce=pending.nonce(secret), access_token=token["access_token"]
+        id_token, nonce=pending.nonce, access_token=token["access_token"]
     )
     userinfo_endpoint = provider.endpoint("userinfo_endpoint")
     if provider.settings.fetch_userinfo and userinfo_endpoint:
@@ -152,15 +163,18 @@ def exchange(
     return token, claims
 
 
-def _secret_key() -> str | bytes:
-    secret: str | bytes | None = current_app.secret_key
-    if not secret:
+def _secret_keys() -> list[str | bytes]:
+    keys = secret_keys()
+    if not keys:
         raise ConfigError("SECRET_KEY is not set: sign-in needs it to sign its pending cookie.")
-    return secret
+    return keys
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(_secret_key(), salt="flask-oidc-refresh.pending")
+    """Signs with the current secret key, and accepts its fallbacks (oldest first, newest
+    last, as itsdangerous wants them)."""
+    keys = [k.decode() if isinstance(k, bytes) else k for k in _secret_keys()]
+    return URLSafeTimedSerializer(keys[::-1], salt="flask-oidc-refresh.pending")
 
 
 def _waiting(party: RelyingParty) -> list[PendingAuthorization]:

@@ -13,6 +13,7 @@ from flask import Flask, Request, current_app
 from .config import Settings
 from .exemptions import Exemptions
 from .provider import Provider
+from .sealing import Sealer
 from .store import TokenStore, backend_for
 
 LoginHandler = Callable[[dict[str, Any]], Any]
@@ -35,6 +36,7 @@ class RelyingParty:
         if self._token_store is None:
             self._token_store = TokenStore(
                 backend_for(current_app.session_interface),
+                Sealer(secret_keys()),
                 record_lifetime=int(current_app.permanent_session_lifetime.total_seconds()),
                 lock_seconds=self.settings.renewal_lock_seconds,
             )
@@ -44,6 +46,12 @@ class RelyingParty:
         """Whether ``request`` skips session renewal."""
         view = current_app.view_functions.get(request.endpoint or "")
         return self.exemptions.cover(request, view, self.settings.exempt_urls)
+
+
+def secret_keys() -> list[str | bytes]:
+    """The current app's secret key, then its ``SECRET_KEY_FALLBACKS`` (newest first)."""
+    fallbacks = current_app.config.get("SECRET_KEY_FALLBACKS") or []
+    return [key for key in (current_app.secret_key, *fallbacks) if key]
 
 
 def relying_party(app: Flask | None = None) -> RelyingParty:

@@ -33,7 +33,7 @@ def build_app(
 ) -> tuple[Flask, OIDC]:
     """The test app; ``before_init(app)`` runs just before ``oidc.init_app`` (another extension)."""
     app = Flask("test_app", instance_path=str(instance_path))
-    app.config.update(SECRET_KEY="test-secret", **config)
+    app.config.update({"SECRET_KEY": "test-secret", **config})
     oidc = OIDC()
 
     @app.get("/")

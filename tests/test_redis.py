@@ -157,3 +157,17 @@ def test_anonymous_sign_in_starts_write_nothing_to_redis(
         client.get("/oidc/login", query_string={"next": "/" + "x" * 8000})
         client.delete_cookie("oidc_pending", path="/oidc")
     assert redis.dbsize() == before
+
+
+def test_redis_holds_the_token_records_sealed(
+    redis_app: Flask, fake_provider: FakeProvider
+) -> None:
+    client = redis_app.test_client()
+    sign_in(client, fake_provider)
+    tokens = tokens_of(client)
+    redis = session_redis(redis_app)
+    [record] = redis.keys("oidc-tokens:*")
+    stored = redis.get(record)
+    assert isinstance(stored, bytes) and stored.startswith(b'"v1.')  # JSON text, not a pickle
+    assert tokens.access_token.encode() not in stored
+    assert tokens.refresh_token is not None and tokens.refresh_token.encode() not in stored

@@ -13,6 +13,7 @@ from typing import Any
 from authlib.common.security import generate_token
 
 from ..records import Tokens, from_stored
+from ..sealing import Sealer
 
 #: Token record keys start with this; a backend may lock them apart from index entries.
 RECORD_PREFIX = "oidc-tokens:"
@@ -69,12 +70,15 @@ def thread_lock(lock: threading.RLock, key: str, seconds: float) -> Iterator[Non
 
 
 class TokenStore:
-    """Token records, kept as long as the sessions that point at them, each with a lock held
-    while a request renews or ends it (for at most ``lock_seconds``); and ``index`` when the
-    backend is shared (else None)."""
+    """Token records, sealed at rest (see :mod:`..sealing`) and kept as long as the sessions
+    that point at them, each with a lock held while a request renews or ends it (for at most
+    ``lock_seconds``); and ``index`` when the backend is shared (else None)."""
 
-    def __init__(self, backend: Backend, record_lifetime: int, lock_seconds: float) -> None:
+    def __init__(
+        self, backend: Backend, sealer: Sealer, record_lifetime: int, lock_seconds: float
+    ) -> None:
         self.backend = backend
+        self.sealer = sealer
         self.record_lifetime = record_lifetime
         self.lock_seconds = lock_seconds
         self.index = SessionIndex(self) if backend.shared else None
@@ -88,11 +92,12 @@ class TokenStore:
 
     def load(self, record: str) -> Tokens | None:
         """The record's tokens, or None when it is gone."""
-        return from_stored(Tokens, self.backend.read(record))
+        return from_stored(Tokens, self.sealer.open(self.backend.read(record), bound_to=record))
 
     def save(self, record: str, tokens: Tokens) -> None:
         """Write the record."""
-        self.backend.write(record, tokens.as_dict(), self.record_lifetime)
+        sealed = self.sealer.seal(tokens.as_dict(), bound_to=record)
+        self.backend.write(record, sealed, self.record_lifetime)
 
     def end(self, record: str) -> Tokens | None:
         """Remove the record, once no request is renewing it (so that no renewal under way can
