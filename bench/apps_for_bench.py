@@ -168,3 +168,23 @@ def redis() -> Iterator[str | None]:
         yield server.url
     finally:
         server.stop()
+
+
+def footprint(directory: Path, users: int) -> dict[str, float]:
+    """Sign ``users`` users in on a fresh embedded store: bytes stored per user (session and
+    token record) and this process's peak RSS in MB afterwards."""
+    import resource
+
+    store = {"SESSION_FILE_DIR": str(directory / "sessions")}
+    app = signed_in_app(store, directory / "instance")
+    for n in range(users):
+        login_test_user(app.test_client(), {**CLAIMS, "sub": f"user-{n}"})
+    stored = sum(
+        path.stat().st_size
+        for path in directory.rglob("*")
+        if path.is_file() and "locks" not in path.parts
+    )
+    return {
+        "bytes per signed-in user": stored / users,
+        "peak RSS, MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }

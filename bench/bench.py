@@ -2,7 +2,8 @@
 measured in the same run, and how many token requests a burst at the renewal deadline makes.
 
 1. In process (WSGI calls, no network): a signed-in GET of a trivial JSON route with fresh tokens,
-   against a bare Flask route and a read-only Flask-Session session on the same store.
+   against a bare Flask route sent the same Cookie header, and a read-only Flask-Session session
+   on the same store.
 2. Over HTTP under gunicorn (2 workers): throughput against bare Flask.
 3. 50 concurrent requests of one session at its deadline across 2 worker processes, against the
    development provider rotating refresh tokens: token requests that reached the provider.
@@ -11,6 +12,7 @@ measured in the same run, and how many token requests a burst at the renewal dea
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -72,7 +74,10 @@ def median_costs(calls: dict[str, Callable[[], None]]) -> dict[str, float]:
 
 
 def in_process(work: Path, redis_url: str | None) -> dict[str, float]:
-    calls = {"bare Flask": wsgi_call(bench_apps.bare(), None)}
+    """Per-request cost of each app; bare Flask is sent the same Cookie header as ours (parsing
+    a cookie costs some 27 µs in the test client: compare like with like)."""
+    _, same_cookie = bench_apps.signed_in({"SESSION_FILE_DIR": str(work / "cookie")}, work / "c")
+    calls = {"bare Flask": wsgi_call(bench_apps.bare(), same_cookie)}
     stores = [("file cache", {"SESSION_FILE_DIR": str(work / "fs")})]
     if redis_url:
         stores.append(("Redis", {"REDIS_URL": redis_url}))
@@ -137,8 +142,8 @@ def over_http(work: Path) -> dict[str, float]:
     _, peer_cookie = bench_apps.flask_session(
         {"SESSION_FILE_DIR": store}, refresh_each_request=False
     )
-    apps = [
-        ("bare Flask", "apps_for_bench:bare()", None),
+    apps: list[tuple[str, str, str | None]] = [
+        ("bare Flask", "apps_for_bench:bare()", ours_cookie),  # the same Cookie header
         ("Flask-Session read-only, file cache", "apps_for_bench:flask_session_app()", peer_cookie),
         ("Flask-OIDC-Refresh signed in, file cache", "apps_for_bench:signed_in_app()", ours_cookie),
     ]
@@ -176,6 +181,24 @@ def _wait_for(url: str, cookie: str | None) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
+def footprint(work: Path, users: int = 10_000) -> dict[str, float]:
+    """Storage per signed-in user and peak RSS after ``users`` sign-ins, in a process of its
+    own (so that nothing else of the bench counts)."""
+    code = (
+        "import json, sys; from pathlib import Path; import apps_for_bench as a; "
+        f"print(json.dumps(a.footprint(Path(sys.argv[1]), {users})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(work / "footprint")],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "bench"), str(ROOT)])},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    result: dict[str, float] = json.loads(out)
+    return result
+
+
 def concurrent_refresh(work: Path, redis_url: str | None) -> dict[str, int]:
     """Token requests made by 50 concurrent requests at the deadline, per store."""
     import scenario
@@ -211,6 +234,14 @@ def main() -> None:
         for label, rate in rates.items():
             print(f"  {label:<45} {rate:8.0f}/s   x{rate / rates['bare Flask']:.2f} of bare Flask")
         report["http_rps"] = rates
+        sizes = footprint(work)
+        print("After 10,000 sign-ins on the embedded store:")
+        print(
+            f"  stored per signed-in user (session and sealed token record): "
+            f"{sizes['bytes per signed-in user']:.0f} bytes"
+        )
+        print(f"  peak RSS of that process: {sizes['peak RSS, MB']:.0f} MB")
+        report["footprint"] = sizes
         spends = concurrent_refresh(work, redis_url)
         print("50 concurrent requests of one session at its deadline, 2 worker processes each:")
         for label, count in spends.items():

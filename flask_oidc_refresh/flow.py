@@ -3,8 +3,8 @@ open tab, and the code exchange that completes one.
 
 Pending authorizations live in a short-lived signed cookie of their own, never in the
 server-side session, so that anonymous traffic writes nothing on the server. The cookie holds
-each one's ``state``, ``next`` and expiry; its ``nonce`` and PKCE verifier are derived from the
-``state`` with the app's secret key, so the verifier is never readable by the client.
+each one's ``state``, ``next``, expiry and the id of the secret key its ``nonce`` and PKCE
+verifier are derived with (from the ``state``), so the verifier is never readable by the client.
 """
 
 from __future__ import annotations
