@@ -45,11 +45,14 @@ def bare() -> Flask:
     return app
 
 
-def _store_config(store: dict[str, str]) -> dict[str, Any]:
+def _store_config(store: dict[str, str], *, embedded: bool = False) -> dict[str, Any]:
+    """Flask-Session's config for ``store``; ``embedded``: the extension's own default store."""
     if "REDIS_URL" in store:
         from redis import Redis
 
         return {"SESSION_TYPE": "redis", "SESSION_REDIS": Redis.from_url(store["REDIS_URL"])}
+    if embedded:
+        return {"SESSION_FILE_DIR": store["SESSION_FILE_DIR"]}
     return {
         "SESSION_TYPE": "cachelib",
         "SESSION_CACHELIB": FileSystemCache(store["SESSION_FILE_DIR"], threshold=0),
@@ -89,7 +92,7 @@ def signed_in_app(store: dict[str, str] | None = None, instance: Path | None = N
     """Flask-OIDC-Refresh on a ``login_required`` JSON route."""
     store = store or {"SESSION_FILE_DIR": os.environ["SESSION_FILE_DIR"]}
     app = Flask("ours", instance_path=str(instance) if instance else None)
-    app.config.update(SECRET_KEY="bench", **PROVIDER, **_store_config(store))
+    app.config.update(SECRET_KEY="bench", **PROVIDER, **_store_config(store, embedded=True))
     oidc = OIDC(app)
 
     @app.get("/json")
@@ -123,6 +126,7 @@ def counting() -> Iterator[dict[str, int]]:
     from joserfc import jwt
 
     from flask_oidc_refresh.store.cachelib import CacheLibBackend
+    from flask_oidc_refresh.store.files import FileStore
     from flask_oidc_refresh.store.redis import RedisBackend
 
     counts = {"provider calls": 0, "JWT decodes": 0, "store writes": 0}
@@ -146,6 +150,9 @@ def counting() -> Iterator[dict[str, int]]:
                     cls, "_upsert_session", counted("store writes", cls._upsert_session)
                 )
             )
+        stack.enter_context(
+            mock.patch.object(FileStore, "write", counted("store writes", FileStore.write))
+        )
         for backend in (CacheLibBackend, RedisBackend):
             stack.enter_context(
                 mock.patch.object(backend, "write", counted("store writes", backend.write))

@@ -3,7 +3,7 @@ measured in the same run, and how many token requests a burst at the renewal dea
 
 1. In process (WSGI calls, no network): a signed-in GET of a trivial JSON route with fresh tokens,
    against a bare Flask route sent the same Cookie header, and a read-only Flask-Session session
-   on the same store.
+   (on a cachelib file cache beside our embedded file store, or on the same Redis).
 2. Over HTTP under gunicorn (2 workers): throughput against bare Flask.
 3. 50 concurrent requests of one session at its deadline across 2 worker processes, against the
    development provider rotating refresh tokens: token requests that reached the provider.
@@ -78,7 +78,7 @@ def in_process(work: Path, redis_url: str | None) -> dict[str, float]:
     a cookie costs some 27 µs in the test client: compare like with like)."""
     _, same_cookie = bench_apps.signed_in({"SESSION_FILE_DIR": str(work / "cookie")}, work / "c")
     calls = {"bare Flask": wsgi_call(bench_apps.bare(), same_cookie)}
-    stores = [("file cache", {"SESSION_FILE_DIR": str(work / "fs")})]
+    stores = [("file store", {"SESSION_FILE_DIR": str(work / "fs")})]
     if redis_url:
         stores.append(("Redis", {"REDIS_URL": redis_url}))
     for label, store in stores:
@@ -144,8 +144,8 @@ def over_http(work: Path) -> dict[str, float]:
     )
     apps: list[tuple[str, str, str | None]] = [
         ("bare Flask", "apps_for_bench:bare()", ours_cookie),  # the same Cookie header
-        ("Flask-Session read-only, file cache", "apps_for_bench:flask_session_app()", peer_cookie),
-        ("Flask-OIDC-Refresh signed in, file cache", "apps_for_bench:signed_in_app()", ours_cookie),
+        ("Flask-Session read-only, file store", "apps_for_bench:flask_session_app()", peer_cookie),
+        ("Flask-OIDC-Refresh signed in, file store", "apps_for_bench:signed_in_app()", ours_cookie),
     ]
     env = {"PYTHONPATH": str(ROOT / "bench"), "SESSION_FILE_DIR": store}
     servers: list[subprocess.Popen[str]] = []
@@ -222,7 +222,7 @@ def main() -> None:
         print("In process, signed-in GET of a JSON route (median of rounds, µs per request):")
         for label, cost in costs.items():
             print(f"  {label:<45} {cost:8.1f} µs   +{cost - bare:7.1f} µs   x{cost / bare:5.2f}")
-        for label in ("file cache", "Redis"):
+        for label in ("file store", "Redis"):
             ours = costs.get(f"Flask-OIDC-Refresh signed in, {label}")
             peer = costs.get(f"Flask-Session read-only, {label}")
             if ours and peer:

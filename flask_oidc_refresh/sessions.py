@@ -9,7 +9,6 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from cachelib.file import FileSystemCache
 from flask import Flask, Request, Response, current_app, g, request, session
 from flask.sessions import SessionMixin
 from flask_session import Session
@@ -17,12 +16,9 @@ from flask_session.base import ServerSideSessionInterface
 
 from . import clock
 from .errors import SessionStoreUnavailable
-from .store.cachelib import STORE_ROOT_ATTRIBUTE
+from .store.files import FileSessionInterface
 
 TOUCHED_KEY = "_oidc_touched"
-#: Entries the embedded store keeps before it removes expired ones (then the oldest), so that
-#: nobody can fill the disk.
-FILE_THRESHOLD = 100_000
 STORE_DOWN = "Sessions are unavailable just now. Please try again in a moment."
 log = logging.getLogger(__name__)
 
@@ -38,15 +34,12 @@ def ensure_server_side_sessions(app: Flask) -> None:
     if app.config["SESSION_COOKIE_SAMESITE"] is None:
         app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     if not isinstance(app.session_interface, ServerSideSessionInterface):
-        if "SESSION_TYPE" not in app.config:
+        if "SESSION_TYPE" in app.config:
+            Session(app)
+        else:
             default = os.path.join(app.instance_path, "oidc-sessions")
             root = app.config.get("SESSION_FILE_DIR") or default
-            threshold = int(app.config.get("SESSION_FILE_THRESHOLD", FILE_THRESHOLD))
-            cache = FileSystemCache(os.path.join(root, "sessions"), threshold=threshold, mode=0o600)
-            setattr(cache, STORE_ROOT_ATTRIBUTE, root)
-            app.config["SESSION_TYPE"] = "cachelib"
-            app.config.setdefault("SESSION_CACHELIB", cache)
-        Session(app)
+            app.session_interface = FileSessionInterface(app, root)
     interface: Any = app.session_interface
     configured = interface.get_cookie_secure
     interface.get_cookie_secure = lambda app: (
@@ -132,6 +125,11 @@ class SessionGuard:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
+    @property
+    def wrapped(self) -> Any:
+        """The session interface this one wraps."""
+        return self._inner
+
     def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
         try:
             return self._inner.open_session(app, request)  # type: ignore[no-any-return]
@@ -141,7 +139,7 @@ class SessionGuard:
             return self._inner.make_null_session(app)  # type: ignore[no-any-return]
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
-        if g.get("_oidc_store_down"):
+        if self._errors and g.get("_oidc_store_down"):
             return
         try:
             self._save(app, session, response)

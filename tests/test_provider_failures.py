@@ -241,12 +241,15 @@ def broken_server() -> Iterator[str]:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
+    listener.settimeout(0.1)
     stopping = threading.Event()
 
     def answer() -> None:
         while not stopping.is_set():
             try:
                 connection, _ = listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
             with connection:

@@ -3,12 +3,12 @@ changed, and signed-in data that session writes cannot evict."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from apps import session_cookie, sign_in, sign_in_of, tokens_of
-from cachelib import BaseCache
 from conftest import Clock, MakeApp
 from fake_provider import CLIENT_ID, CLIENT_SECRET, FakeProvider
 from flask import Flask
@@ -19,6 +19,7 @@ from flask_oidc_refresh import OIDC
 from flask_oidc_refresh.relying_party import relying_party
 from flask_oidc_refresh.sessions import SessionGuard
 from flask_oidc_refresh.store.cachelib import CacheLibBackend
+from flask_oidc_refresh.store.files import FileBackend, FileStore
 from flask_oidc_refresh.testing import pass_renewal_deadline
 
 
@@ -44,16 +45,14 @@ def test_a_request_that_changes_nothing_writes_nothing(
     app: Flask, client: FlaskClient, fake_provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sign_in(client, fake_provider)
-    interface: Any = app.session_interface  # Flask-Session ships no type information
-    cache = cast(BaseCache, interface.cache)
     writes: list[tuple[Any, ...]] = []
-    original = cache.set
+    original = FileStore.write
 
-    def counted_set(*args: Any, **kwargs: Any) -> bool | None:
+    def counted_write(store: FileStore, *args: Any) -> None:
         writes.append(args)
-        return original(*args, **kwargs)
+        original(store, *args)
 
-    monkeypatch.setattr(cache, "set", counted_set)
+    monkeypatch.setattr(FileStore, "write", counted_write)
     response = client.get("/private")
     assert response.text == "hello alice"
     assert "Set-Cookie" not in response.headers
@@ -100,15 +99,14 @@ def test_an_app_that_set_up_flask_session_keeps_it(tmp_path: Path) -> None:
 
 def test_lock_files_are_a_fixed_set(app: Flask) -> None:
     from flask_oidc_refresh.relying_party import relying_party
-    from flask_oidc_refresh.store.cachelib import LOCK_BUCKETS, CacheLibBackend
+    from flask_oidc_refresh.store.base import LOCK_BUCKETS
 
     with app.app_context():
         backend = relying_party().token_store.backend
         for n in range(600):
             with backend.lock(f"key-{n}", seconds=1):
                 pass
-        assert isinstance(backend, CacheLibBackend)
-        assert backend.lock_dir is not None
+        assert isinstance(backend, FileBackend)
         assert len(list(Path(backend.lock_dir).iterdir())) <= LOCK_BUCKETS
 
 
@@ -118,8 +116,7 @@ def test_an_index_entry_can_be_locked_under_its_records_lock(app: Flask) -> None
     import hashlib
 
     from flask_oidc_refresh.relying_party import relying_party
-    from flask_oidc_refresh.store.base import RECORD_PREFIX
-    from flask_oidc_refresh.store.cachelib import LOCK_BUCKETS
+    from flask_oidc_refresh.store.base import LOCK_BUCKETS, RECORD_PREFIX
 
     def bucket(key: str) -> int:
         return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") % LOCK_BUCKETS
@@ -219,19 +216,21 @@ def test_a_flood_of_session_writes_evicts_no_token_record_and_no_replay_marker(
     assert replayed.status_code == 400
 
 
-def test_expired_token_records_are_swept_away(
+def test_expired_entries_are_swept_away_and_living_ones_kept(
     app: Flask, fake_provider: FakeProvider, clock: Clock
 ) -> None:
-    tokens = Path(app.instance_path) / "oidc-sessions" / "tokens"
-    sign_in(app.test_client(), fake_provider)
-    before = {path.name for path in tokens.iterdir()}
-    clock.advance(32 * 24 * 3600)  # past the records' lifetime, and the sweep interval
-    with app.test_request_context():
+    client = app.test_client()
+    sign_in(client, fake_provider)
+    with app.app_context():
         backend = relying_party().token_store.backend
-        assert isinstance(backend, CacheLibBackend)
-        backend.sweep()
-    after = {path.name for path in tokens.iterdir()}
-    assert before and not before & after
+        assert isinstance(backend, FileBackend)
+        backend.write("oidc-used:short-lived", 1, ttl=60)
+        clock.advance(61)
+        assert backend.records.sweep() == 1  # the marker, not the sign-in
+        assert backend.read("oidc-used:short-lived") is None
+        assert tokens_of(client).access_token
+        clock.advance(32 * 24 * 3600)  # past the sign-in's lifetime too
+        assert backend.records.sweep() >= 1
 
 
 def test_records_beside_an_apps_own_file_cache_get_a_folder_of_their_own(
@@ -261,3 +260,31 @@ def test_records_beside_an_apps_own_file_cache_get_a_folder_of_their_own(
         assert isinstance(backend, CacheLibBackend)
         backend.sweep()
     assert (neighbour / "keep-me").exists()
+
+
+def test_every_process_sees_the_others_writes_at_once(tmp_path: Path) -> None:
+    """Two stores on one folder stand for two worker processes, each with its own cache."""
+    first, second = FileStore(str(tmp_path)), FileStore(str(tmp_path))
+    first.write("session:a", b"one", ttl=60)
+    assert second.read("session:a") == b"one"
+    time.sleep(0.06)  # old enough to be kept in the second process's cache
+    assert second.read("session:a") == b"one"
+    first.write("session:a", b"two", ttl=60)  # the same size: only the file's identity changes
+    assert second.read("session:a") == b"two"
+    first.delete("session:a")
+    assert second.read("session:a") is None
+
+
+def test_a_planted_pickle_is_never_loaded(app: Flask, client: FlaskClient) -> None:
+    import pickle
+
+    interface: Any = app.session_interface
+    store: FileStore = interface.wrapped.sessions
+
+    class Boom:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (exec, ("raise SystemExit('unpickled')",))
+
+    store.write("session:planted", pickle.dumps(Boom()), ttl=60)
+    client.set_cookie("session", "planted", domain="localhost")
+    assert client.get("/").status_code == 200  # an empty session, and no code run

@@ -7,6 +7,7 @@ from typing import Any
 
 from .base import Backend, LockTimeout, SessionIndex, TokenStore
 from .cachelib import CacheLibBackend
+from .files import FileBackend, FileSessionInterface
 from .redis import RedisBackend
 from .session import SessionBackend
 
@@ -15,6 +16,9 @@ __all__ = ["LockTimeout", "SessionIndex", "TokenStore", "backend_for"]
 
 def backend_for(session_interface: Any) -> Backend:
     """The backend that fits the app's Flask-Session session interface."""
+    interface = getattr(session_interface, "wrapped", session_interface)
+    if isinstance(interface, FileSessionInterface):
+        return FileBackend(interface)
     cache = getattr(session_interface, "cache", None)
     if cache is not None and hasattr(cache, "set"):
         return CacheLibBackend(cache)

@@ -4,8 +4,12 @@ once over the few primitives that each backend supplies."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import logging
+import os
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -19,6 +23,12 @@ from ..sealing import Sealer
 RECORD_PREFIX = "oidc-tokens:"
 #: How long an index update or a replay check waits for, and may hold, its lock.
 INDEX_LOCK_SECONDS = 5.0
+#: Lock files of a file store: keys share a fixed number of them, so they never pile up.
+#: Records and index entries have separate files, since an index entry is locked while its
+#: record's lock is held (a second lock on the same file would wait for itself).
+LOCK_BUCKETS = 256
+#: How often a request waiting for a file lock tries again.
+LOCK_POLL_SECONDS = 0.005
 log = logging.getLogger(__name__)
 
 
@@ -67,6 +77,29 @@ def thread_lock(lock: threading.RLock, key: str, seconds: float) -> Iterator[Non
         yield
     finally:
         lock.release()
+
+
+@contextlib.contextmanager
+def file_lock(lock_dir: str, key: str, seconds: float) -> Iterator[None]:
+    """Hold the file lock of ``key`` in ``lock_dir``, shared by every process on the host;
+    :class:`LockTimeout` after waiting ``seconds``."""
+    os.makedirs(lock_dir, mode=0o700, exist_ok=True)
+    deadline = time.monotonic() + seconds  # the real clock: waiting takes real time
+    bucket = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") % LOCK_BUCKETS
+    kind = "record" if key.startswith(RECORD_PREFIX) else "index"
+    with open(os.path.join(lock_dir, f"{kind}-{bucket:03d}"), "a") as file:
+        while True:
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockTimeout(key) from None
+                time.sleep(LOCK_POLL_SECONDS)
+        try:
+            yield
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)
 
 
 class TokenStore:

@@ -10,31 +10,19 @@ at most once per ``SWEEP_SECONDS``.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import os
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 from cachelib import FileSystemCache, SimpleCache
 
 from .. import clock
-from .base import RECORD_PREFIX, Backend, LockTimeout, thread_lock
+from .base import Backend, file_lock, thread_lock
 
-#: Lock files of the file cache: keys share a fixed number of them, so they never pile up.
-#: Records and index entries have separate files, since an index entry is locked while its
-#: record's lock is held (a second lock on the same file would wait for itself).
-LOCK_BUCKETS = 256
-#: How often a waiting request tries a file lock again.
-LOCK_POLL_SECONDS = 0.005
 #: How often (at most) a process removes the expired records, in the background.
 SWEEP_SECONDS = 3600
-#: Set by the extension on the file cache it creates: the folder of the embedded store. Beside
-#: any other file cache the records get a folder of their own, ``<its folder>-oidc``.
-STORE_ROOT_ATTRIBUTE = "oidc_store_root"
 
 
 class CacheLibBackend(Backend):
@@ -45,7 +33,7 @@ class CacheLibBackend(Backend):
         path = getattr(sessions, "_path", None)
         self.shared = isinstance(path, str)
         if isinstance(path, str):
-            root = getattr(sessions, STORE_ROOT_ATTRIBUTE, None) or os.path.normpath(path) + "-oidc"
+            root = os.path.normpath(path) + "-oidc"
             self.cache: Any = FileSystemCache(os.path.join(root, "tokens"), threshold=0, mode=0o600)
             self.lock_dir: str | None = os.path.join(root, "locks")
         else:
@@ -79,20 +67,5 @@ class CacheLibBackend(Backend):
             with thread_lock(self._thread_lock, key, seconds):
                 yield
             return
-        os.makedirs(self.lock_dir, mode=0o700, exist_ok=True)
-        deadline = time.monotonic() + seconds  # the real clock: waiting takes real time
-        bucket = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") % LOCK_BUCKETS
-        kind = "record" if key.startswith(RECORD_PREFIX) else "index"
-        with open(os.path.join(self.lock_dir, f"{kind}-{bucket:03d}"), "a") as file:
-            while True:
-                try:
-                    fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise LockTimeout(key) from None
-                    time.sleep(LOCK_POLL_SECONDS)
-            try:
-                yield
-            finally:
-                fcntl.flock(file, fcntl.LOCK_UN)
+        with file_lock(self.lock_dir, key, seconds):
+            yield

@@ -1,0 +1,249 @@
+"""The embedded default store: sessions and token records as files, shared by every worker
+process on the host, built for the per-request read.
+
+- A read costs one ``os.stat``: each process keeps the bytes of the files it read, and reuses
+  them while the file's inode, size and times are unchanged (a write replaces the file, so it
+  gets a new inode). Files changed within the last moment are read again.
+- An entry's expiry is its file's modification time: a background thread of each process
+  sweeps one shard of expired files at a time, never a request. Nothing that has not expired is
+  ever removed to make room.
+- What is stored is data (msgpack for sessions, JSON for records), never a pickle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import tempfile
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+import msgspec
+from flask import Flask, Request, Response
+from flask_session.base import ServerSideSession, ServerSideSessionInterface
+
+from .. import clock
+from .base import Backend, file_lock
+
+#: Shards per folder: the first two hex digits of an entry's hashed key.
+SHARDS = 256
+#: How long the sweeper waits between two shards (a whole pass takes ``SHARDS`` times this).
+SWEEP_PAUSE_SECONDS = 2.0
+#: Files changed more recently than this are read again rather than trusted from the cache.
+FRESH_WRITE_SECONDS = 0.05
+#: How many files' bytes a process keeps.
+CACHE_ENTRIES = 50_000
+log = logging.getLogger(__name__)
+
+
+class FileStore:
+    """Entries as files in ``directory``: bytes in, bytes out, each with its expiry."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self._cache: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}
+        self._paths: dict[str, str] = {}
+        self._sweeper: threading.Thread | None = None
+        self._sweeper_pid = 0
+
+    def path(self, key: str) -> str:
+        """The entry's file: a hash of the key, in a shard of the directory."""
+        path = self._paths.get(key)
+        if path is None:
+            name = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+            path = f"{self.directory}{os.sep}{name[:2]}{os.sep}{name}"
+            if len(self._paths) >= CACHE_ENTRIES:
+                self._paths.clear()
+            self._paths[key] = path
+        return path
+
+    def read(self, key: str) -> bytes | None:
+        """The entry's bytes; None when there is none or it has expired."""
+        path = self.path(key)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            self._cache.pop(path, None)
+            return None
+        if st.st_mtime <= clock.now():
+            return None  # expired: the sweeper removes it
+        signature = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        cached = self._cache.get(path)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        try:
+            with open(path, "rb") as file:
+                data = file.read()
+        except FileNotFoundError:
+            return None
+        if time.time() - st.st_ctime > FRESH_WRITE_SECONDS:
+            if len(self._cache) >= CACHE_ENTRIES:
+                self._cache.clear()
+            self._cache[path] = (signature, data)
+        return data
+
+    def write(self, key: str, data: bytes, ttl: float) -> None:
+        """Replace the entry, to expire ``ttl`` seconds from now."""
+        self._start_sweeper()
+        path = self.path(key)
+        folder = os.path.dirname(path)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        expires = clock.now() + ttl
+        fd, temporary = tempfile.mkstemp(dir=folder, prefix=".")
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(data)
+            os.utime(temporary, (expires, expires))
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+        self._cache.pop(path, None)
+
+    def delete(self, key: str) -> None:
+        path = self.path(key)
+        self._cache.pop(path, None)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+    def sweep(self, shard: int | None = None) -> int:
+        """Remove the expired entries of one shard (or all); returns how many."""
+        shards = range(SHARDS) if shard is None else (shard,)
+        now = clock.now()
+        removed = 0
+        for number in shards:
+            folder = os.path.join(self.directory, f"{number:02x}")
+            with contextlib.suppress(FileNotFoundError), os.scandir(folder) as entries:
+                for entry in entries:
+                    with contextlib.suppress(FileNotFoundError):
+                        if entry.stat().st_mtime <= now:
+                            os.unlink(entry.path)
+                            removed += 1
+        return removed
+
+    def _start_sweeper(self) -> None:
+        """One background sweeper per process (started on the first write, after a fork too)."""
+        if self._sweeper is not None and self._sweeper_pid == os.getpid():
+            return
+        self._sweeper_pid = os.getpid()
+        self._sweeper = threading.Thread(target=self._sweep_forever, daemon=True)
+        self._sweeper.start()
+
+    def _sweep_forever(self) -> None:
+        shard = int.from_bytes(os.urandom(1), "big")  # processes start at different shards
+        while True:
+            time.sleep(SWEEP_PAUSE_SECONDS)
+            try:
+                self.sweep(shard % SHARDS)
+            except OSError as exc:
+                log.warning("sweeping expired entries failed: %s", exc)
+            shard += 1
+
+
+class FileSession(ServerSideSession):  # type: ignore[misc]  # Flask-Session is untyped
+    """A session of the embedded store."""
+
+
+#: The session cookie's value, from the raw header (faster than parsing every cookie).
+_COOKIE = re.compile(r"(?:^|;)\s*([^=;\s]+)=([^;]*)")
+
+
+class FileSessionInterface(ServerSideSessionInterface):  # type: ignore[misc]
+    """Flask-Session's interface over a :class:`FileStore`, with a lean read path."""
+
+    session_class = FileSession
+
+    def __init__(self, app: Flask, root: str) -> None:
+        config = app.config
+        super().__init__(
+            app,
+            key_prefix=config.get("SESSION_KEY_PREFIX", "session:"),
+            permanent=config.get("SESSION_PERMANENT", True),
+            sid_length=config.get("SESSION_ID_LENGTH", 32),
+        )
+        self.root = root
+        self.sessions = FileStore(os.path.join(root, "sessions"))
+        self._encode = msgspec.msgpack.Encoder().encode
+        self._decode = msgspec.msgpack.Decoder().decode
+
+    def open_session(self, app: Flask, request: Request) -> ServerSideSession:
+        sid = _cookie_value(request.environ.get("HTTP_COOKIE", ""), self.get_cookie_name(app))
+        if sid:
+            data = self._retrieve_session_data(self._get_store_id(sid))
+            if data is not None:
+                return self.session_class(data, sid=sid)
+        return self.session_class(sid=self._generate_sid(self.sid_length), permanent=self.permanent)
+
+    def save_session(self, app: Flask, session: ServerSideSession, response: Response) -> None:
+        if session.modified or self.should_set_storage(app, session):
+            super().save_session(app, session, response)
+        elif session.accessed:
+            vary = response.headers.get("Vary")
+            if vary is None:
+                response.headers["Vary"] = "Cookie"
+            else:
+                response.vary.add("Cookie")
+
+    def _retrieve_session_data(self, store_id: str) -> dict[str, Any] | None:
+        data = self.sessions.read(store_id)
+        if data is None:
+            return None
+        try:
+            decoded = self._decode(data)
+        except msgspec.DecodeError:
+            log.warning("ignored a stored session that is not ours")
+            return None
+        return decoded if isinstance(decoded, dict) else None
+
+    def _upsert_session(
+        self, session_lifetime: timedelta, session: ServerSideSession, store_id: str
+    ) -> None:
+        ttl = self._get_store_lifetime(session_lifetime, session)
+        self.sessions.write(store_id, self._encode(dict(session)), ttl)
+
+    def _delete_session(self, store_id: str) -> None:
+        self.sessions.delete(store_id)
+
+    def _get_store_lifetime(self, lifetime: timedelta, session: ServerSideSession) -> float:
+        return lifetime.total_seconds() if session.permanent else 24 * 3600.0
+
+
+def _cookie_value(header: str, name: str) -> str | None:
+    for found, value in _COOKIE.findall(header):
+        if found == name:
+            return value.strip('"') or None
+    return None
+
+
+class FileBackend(Backend):
+    """Token records, the back-channel index and replay markers of the embedded store: JSON
+    files beside its sessions, with file locks; shared by every process on the host."""
+
+    shared = True
+
+    def __init__(self, interface: FileSessionInterface) -> None:
+        self.interface = interface
+        self.records = FileStore(os.path.join(interface.root, "tokens"))
+        self.lock_dir = os.path.join(interface.root, "locks")
+
+    def read(self, key: str) -> Any:
+        data = self.records.read(key)
+        return None if data is None else msgspec.json.decode(data)
+
+    def write(self, key: str, value: Any, ttl: int) -> None:
+        self.records.write(key, msgspec.json.encode(value), ttl)
+
+    def delete(self, key: str) -> None:
+        self.records.delete(key)
+
+    def delete_session(self, key: str) -> None:
+        self.interface.sessions.delete(key)
+
+    def lock(self, key: str, seconds: float) -> contextlib.AbstractContextManager[None]:
+        return file_lock(self.lock_dir, key, seconds)
