@@ -19,7 +19,7 @@ from .navigation import is_script_request
 from .provider import Provider, ProviderError
 from .relying_party import LoginHandler, RelyingParty, relying_party
 from .renewal import renew_if_due
-from .sessions import ensure_server_side_sessions, guard_sessions, slide_session_lifetime
+from .sessions import ensure_server_side_sessions, guard_sessions
 from .token_refresh import Outcome, refresh
 from .views import make_blueprint
 
@@ -59,9 +59,11 @@ class OIDC:
                 "SECRET_KEY is not set: sign-in signs its pending-login cookie with it."
             )
         ensure_server_side_sessions(app)
-        guard_sessions(app, lambda session: signin.has_ended(session, relying_party().token_store))
-        if settings.session_touch_fraction > 0:
-            slide_session_lifetime(app, settings.session_touch_fraction)
+        guard_sessions(
+            app,
+            lambda session: signin.has_ended(session, relying_party().token_store),
+            settings.session_touch_fraction,
+        )
         app.extensions["oidc"] = RelyingParty(
             settings=settings,
             provider=Provider(settings),

@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Request, Response, current_app, g, request, session
+from flask import Flask, Request, Response, current_app, g, request
 from flask.sessions import SessionMixin
 from flask_session import Session
 from flask_session.base import ServerSideSessionInterface
@@ -47,25 +47,6 @@ def ensure_server_side_sessions(app: Flask) -> None:
     )
 
 
-def slide_session_lifetime(app: Flask, fraction: float) -> None:
-    """Write a session back only when it changed, or once per ``fraction`` of its lifetime.
-
-    Flask's default ``SESSION_REFRESH_EACH_REQUEST`` rewrites the whole server-side session and
-    sends ``Set-Cookie`` on every request; this keeps the sliding expiry at a fraction of the cost.
-    """
-    app.config["SESSION_REFRESH_EACH_REQUEST"] = False
-    interval = app.permanent_session_lifetime.total_seconds() * fraction
-
-    @app.after_request
-    def touch_session(response: Response) -> Response:
-        current = session._get_current_object()  # type: ignore[attr-defined]
-        if current and current.permanent:
-            now = clock.now()
-            if current.modified or now - current.get(TOUCHED_KEY, 0) >= interval:
-                current[TOUCHED_KEY] = now
-        return response
-
-
 def new_session_id(session: SessionMixin) -> None:
     """Give ``session`` a new id (Flask-Session's ``regenerate``), keeping its contents; the old
     id is deleted from the store."""
@@ -75,13 +56,21 @@ def new_session_id(session: SessionMixin) -> None:
         regenerate(session)
 
 
-def guard_sessions(app: Flask, sign_in_ended: Callable[[SessionMixin], bool]) -> None:
-    """Wrap the app's session interface: a session whose sign-in ended meanwhile (logged out in
-    another tab, or by the provider) is not saved back; with Redis, a store failure is a ``503``
-    answer and a log line instead of a ``500``."""
+def guard_sessions(
+    app: Flask, sign_in_ended: Callable[[SessionMixin], bool], touch_fraction: float
+) -> None:
+    """Wrap the app's session interface: a session is written back only when it changed, or
+    once per ``touch_fraction`` of its lifetime (``0``: Flask's ``SESSION_REFRESH_EACH_REQUEST``,
+    which rewrites it and sends ``Set-Cookie`` on every request); a session whose sign-in ended
+    meanwhile (logged out in another tab, or by the provider) is not saved back; with Redis, a
+    store failure is a ``503`` answer and a log line instead of a ``500``."""
+    touch_interval = None
+    if touch_fraction > 0:
+        app.config["SESSION_REFRESH_EACH_REQUEST"] = False
+        touch_interval = app.permanent_session_lifetime.total_seconds() * touch_fraction
     errors = _store_errors(app)
     app.session_interface = SessionGuard(  # type: ignore[assignment]
-        app.session_interface, errors, sign_in_ended
+        app.session_interface, errors, sign_in_ended, touch_interval
     )
     if not errors:
         return
@@ -117,10 +106,12 @@ class SessionGuard:
         inner: Any,
         errors: tuple[type[Exception], ...],
         sign_in_ended: Callable[[SessionMixin], bool],
+        touch_interval: float | None,
     ) -> None:
         self._inner = inner
         self._errors = errors
         self._sign_in_ended = sign_in_ended
+        self._touch_interval = touch_interval
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -141,6 +132,11 @@ class SessionGuard:
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         if self._errors and g.get("_oidc_store_down"):
             return
+        interval = self._touch_interval
+        if interval is not None and session and session.permanent:
+            now = clock.now()
+            if session.modified or now - session.get(TOUCHED_KEY, 0) >= interval:
+                session[TOUCHED_KEY] = now  # the sliding lifetime, extended once per interval
         try:
             self._save(app, session, response)
         except self._errors as exc:
