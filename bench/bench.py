@@ -199,6 +199,37 @@ def footprint(work: Path, users: int = 10_000) -> dict[str, float]:
     return result
 
 
+def write_latency(work: Path, sizes: tuple[int, ...] = (1_000, 1_000_000)) -> dict[int, float]:
+    """Median µs of a session write into the embedded store when it holds each of ``sizes``
+    entries (the store is filled with plain files first, which is quicker than writing them one
+    by one through it)."""
+    from flask_oidc_refresh.store.files import FileStore
+
+    store = FileStore(str(work / "growth"))
+    data = os.urandom(300)
+    expires = time.time() + 3600
+    filled = 0
+    latencies: dict[int, float] = {}
+    for size in sizes:
+        for n in range(filled, size):
+            path = store.path(f"session:filler-{n}")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as file:
+                file.write(data)
+            os.utime(path, (expires, expires))
+        filled = size
+        for n in range(500):  # warm up: folders, caches
+            store.write(f"session:warm-{size}-{n}", data, 3600)
+        samples = []
+        for n in range(2_000):
+            start = time.perf_counter()
+            store.write(f"session:measured-{size}-{n}", data, 3600)
+            samples.append((time.perf_counter() - start) * 1e6)
+        latencies[size] = statistics.median(samples)
+    shutil.rmtree(work / "growth")
+    return latencies
+
+
 def concurrent_refresh(work: Path, redis_url: str | None) -> dict[str, int]:
     """Token requests made by 50 concurrent requests at the deadline, per store."""
     import scenario
@@ -242,6 +273,13 @@ def main() -> None:
         )
         print(f"  peak RSS of that process: {sizes['peak RSS, MB']:.0f} MB")
         report["footprint"] = sizes
+        latencies = write_latency(work)
+        print("A session write into the embedded store (median):")
+        for size, micros in latencies.items():
+            print(f"  holding {size:>9,} entries: {micros:7.1f} µs")
+        first, last = latencies[min(latencies)], latencies[max(latencies)]
+        print(f"  ratio at the largest to the smallest: x{last / first:.2f} (target: within x2)")
+        report["write_us"] = latencies
         spends = concurrent_refresh(work, redis_url)
         print("50 concurrent requests of one session at its deadline, 2 worker processes each:")
         for label, count in spends.items():
