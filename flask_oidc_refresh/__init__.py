@@ -10,6 +10,7 @@ from .errors import (
     OIDCError,
     ProviderUnavailable,
     RenewalUnavailable,
+    SessionStoreFull,
     SessionStoreUnavailable,
 )
 from .extension import OIDC
@@ -30,6 +31,7 @@ __all__ = [
     "OIDCError",
     "ProviderUnavailable",
     "RenewalUnavailable",
+    "SessionStoreFull",
     "SessionStoreUnavailable",
     "provider_logged_out",
     "session_renewal_failed",

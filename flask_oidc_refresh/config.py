@@ -44,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "OIDC_SESSION_TOUCH_FRACTION": 0.1,
     "OIDC_RENEWAL_GRACE_SECONDS": None,
     "OIDC_KEEP_SESSION_KEYS": [],
+    "OIDC_STORE_MIN_FREE_MB": 100,
 }
 
 CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
@@ -112,6 +113,7 @@ class Options(TypedDict, total=False):
     scopes: Sequence[str]
     session_touch_fraction: float
     state_lifetime_seconds: int
+    store_min_free_mb: int
     token_endpoint: str
     url_prefix: str
     use_refresh_tokens: bool
@@ -170,6 +172,7 @@ class Settings:
     session_touch_fraction: float
     renewal_grace_seconds: int
     keep_session_keys: tuple[str, ...]
+    store_min_free_mb: int
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -245,6 +248,7 @@ class Settings:
             if config.get("OIDC_RENEWAL_GRACE_SECONDS") in (None, "")
             else _int(config, "OIDC_RENEWAL_GRACE_SECONDS", minimum=0),
             keep_session_keys=tuple(_list(config, "OIDC_KEEP_SESSION_KEYS")),
+            store_min_free_mb=_int(config, "OIDC_STORE_MIN_FREE_MB", minimum=0),
         )
 
     @property

@@ -78,3 +78,11 @@ class SessionStoreUnavailable(OIDCError):
 
     code = 503
     error = "session_store_unavailable"
+
+
+class SessionStoreFull(OIDCError):
+    """The embedded store's disk is nearly full: a session without a sign-in was not saved
+    (signed-in users are never refused) (503)."""
+
+    code = 503
+    error = "session_store_full"

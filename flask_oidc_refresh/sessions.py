@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask, Request, Response, current_app, g, request
@@ -15,7 +15,7 @@ from flask_session import Session
 from flask_session.base import ServerSideSessionInterface
 
 from . import clock
-from .errors import SessionStoreUnavailable
+from .errors import OIDCError, SessionStoreFull, SessionStoreUnavailable
 from .store.files import FileSessionInterface
 
 TOUCHED_KEY = "_oidc_touched"
@@ -23,7 +23,9 @@ STORE_DOWN = "Sessions are unavailable just now. Please try again in a moment."
 log = logging.getLogger(__name__)
 
 
-def ensure_server_side_sessions(app: Flask) -> None:
+def ensure_server_side_sessions(
+    app: Flask, *, min_free_mb: int, signed_in: Callable[[Mapping[str, Any]], bool]
+) -> None:
     """Set up Flask-Session unless the app already did.
 
     Without a ``SESSION_TYPE`` the store is a file cache in ``SESSION_FILE_DIR`` (default:
@@ -39,7 +41,9 @@ def ensure_server_side_sessions(app: Flask) -> None:
         else:
             default = os.path.join(app.instance_path, "oidc-sessions")
             root = app.config.get("SESSION_FILE_DIR") or default
-            app.session_interface = FileSessionInterface(app, root)
+            app.session_interface = FileSessionInterface(
+                app, root, min_free_bytes=min_free_mb * 1024 * 1024, signed_in=signed_in
+            )
     interface: Any = app.session_interface
     configured = interface.get_cookie_secure
     interface.get_cookie_secure = lambda app: (
@@ -139,13 +143,20 @@ class SessionGuard:
                 session[TOUCHED_KEY] = now  # the sliding lifetime, extended once per interval
         try:
             self._save(app, session, response)
+        except SessionStoreFull as full:
+            self._answer(response, full)
         except self._errors as exc:
             log.error("session store unavailable, the session was not saved: %s", exc)
-            error = SessionStoreUnavailable(STORE_DOWN)
-            response.status_code = error.code
-            response.set_data(error.get_body())
-            for name, value in error.get_headers():
-                response.headers[name] = value
+            self._answer(response, SessionStoreUnavailable(STORE_DOWN))
+
+    @staticmethod
+    def _answer(response: Response, error: OIDCError) -> None:
+        """Turn ``response`` into ``error``'s answer (the view has run; its session was not
+        saved)."""
+        response.status_code = error.code or 503
+        response.set_data(error.get_body())
+        for name, value in error.get_headers():
+            response.headers[name] = value
 
     def _save(self, app: Flask, session: SessionMixin, response: Response) -> None:
         """Save, unless the session's sign-in ended while this request ran: then its stored

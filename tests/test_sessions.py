@@ -288,3 +288,26 @@ def test_a_planted_pickle_is_never_loaded(app: Flask, client: FlaskClient) -> No
     store.write("session:planted", pickle.dumps(Boom()), ttl=60)
     client.set_cookie("session", "planted", domain="localhost")
     assert client.get("/").status_code == 200  # an empty session, and no code run
+
+
+def test_a_nearly_full_disk_refuses_anonymous_sessions_but_not_signed_in_users(
+    make_app: MakeApp, fake_provider: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    app, _ = make_app(OIDC_STORE_MIN_FREE_MB=10**12)  # more than any disk has free
+
+    @app.post("/basket")
+    def basket() -> str:
+        from flask import session
+
+        session["basket"] = ["book"]
+        return "kept"
+
+    anonymous = app.test_client().post("/basket", headers={"Accept": "application/json"})
+    assert anonymous.status_code == 503
+    assert anonymous.json is not None
+    assert anonymous.json["error"] == "session_store_full"
+    assert "disk is nearly full" in caplog.text
+    signed_in = app.test_client()
+    assert sign_in(signed_in, fake_provider).status_code == 302
+    assert signed_in.post("/basket").text == "kept"
+    assert signed_in.get("/private").text == "hello alice"

@@ -17,9 +17,11 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +30,7 @@ from flask import Flask, Request, Response
 from flask_session.base import ServerSideSession, ServerSideSessionInterface
 
 from .. import clock
+from ..errors import SessionStoreFull
 from .base import Backend, file_lock
 
 #: Shards per folder: the first two hex digits of an entry's hashed key.
@@ -159,7 +162,14 @@ class FileSessionInterface(ServerSideSessionInterface):  # type: ignore[misc]
 
     session_class = FileSession
 
-    def __init__(self, app: Flask, root: str) -> None:
+    def __init__(
+        self,
+        app: Flask,
+        root: str,
+        *,
+        min_free_bytes: int = 0,
+        signed_in: Callable[[Mapping[str, Any]], bool] = lambda session: False,
+    ) -> None:
         config = app.config
         super().__init__(
             app,
@@ -168,6 +178,8 @@ class FileSessionInterface(ServerSideSessionInterface):  # type: ignore[misc]
             sid_length=config.get("SESSION_ID_LENGTH", 32),
         )
         self.root = root
+        self.min_free_bytes = min_free_bytes
+        self.signed_in = signed_in
         self.sessions = FileStore(os.path.join(root, "sessions"))
         self._encode = msgspec.msgpack.Encoder().encode
         self._decode = msgspec.msgpack.Decoder().decode
@@ -205,7 +217,18 @@ class FileSessionInterface(ServerSideSessionInterface):  # type: ignore[misc]
         self, session_lifetime: timedelta, session: ServerSideSession, store_id: str
     ) -> None:
         ttl = self._get_store_lifetime(session_lifetime, session)
+        if not self.signed_in(session) and self._disk_nearly_full():
+            log.error("the session store's disk is nearly full: a session was not saved")
+            raise SessionStoreFull(
+                "The server cannot keep new sessions just now. Please try again later."
+            )
         self.sessions.write(store_id, self._encode(dict(session)), ttl)
+
+    def _disk_nearly_full(self) -> bool:
+        if not self.min_free_bytes:
+            return False
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        return shutil.disk_usage(self.root).free < self.min_free_bytes
 
     def _delete_session(self, store_id: str) -> None:
         self.sessions.delete(store_id)
