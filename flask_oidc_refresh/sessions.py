@@ -12,11 +12,11 @@ from typing import Any
 from flask import Flask, Request, Response, current_app, g, request
 from flask.sessions import SessionMixin
 from flask_session import Session
-from flask_session.base import ServerSideSessionInterface
+from flask_session.base import MsgSpecSerializer, ServerSideSessionInterface
 
 from . import clock
 from .errors import OIDCError, SessionStoreFull, SessionStoreUnavailable
-from .store.files import FileSessionInterface
+from .store.files import DataSerializer, FileSessionInterface
 
 TOUCHED_KEY = "_oidc_touched"
 STORE_DOWN = "Sessions are unavailable just now. Please try again in a moment."
@@ -45,6 +45,8 @@ def ensure_server_side_sessions(
                 app, root, min_free_bytes=min_free_mb * 1024 * 1024, signed_in=signed_in
             )
     interface: Any = app.session_interface
+    if isinstance(getattr(interface, "serializer", None), MsgSpecSerializer):
+        interface.serializer = DataSerializer()  # Flask-Session's, less its pickle fallback
     configured = interface.get_cookie_secure
     interface.get_cookie_secure = lambda app: (
         configured(app) or (bool(request) and request.is_secure)

@@ -171,3 +171,16 @@ def test_redis_holds_the_token_records_sealed(
     assert isinstance(stored, bytes) and stored.startswith(b'"v1.')  # JSON text, not a pickle
     assert tokens.access_token.encode() not in stored
     assert tokens.refresh_token is not None and tokens.refresh_token.encode() not in stored
+
+
+def test_a_pickle_planted_in_redis_is_never_loaded(redis_app: Flask) -> None:
+    import pickle
+
+    class Boom:
+        def __reduce__(self) -> tuple[object, ...]:
+            return (exec, ("raise SystemExit('unpickled')",))
+
+    session_redis(redis_app).set("session:planted", pickle.dumps(Boom()))
+    client = redis_app.test_client()
+    client.set_cookie("session", "planted", domain="localhost")
+    assert client.get("/").status_code == 200  # an empty session, and no code run

@@ -149,6 +149,28 @@ class FileStore:
             shard += 1
 
 
+class DataSerializer:
+    """Sessions as msgpack (JSON read too), like Flask-Session's serializer but without its
+    pickle fallback: stored data that is neither is ignored, never unpickled."""
+
+    def __init__(self) -> None:
+        self._encode = msgspec.msgpack.Encoder().encode
+        self._decoders = (msgspec.msgpack.Decoder().decode, msgspec.json.Decoder().decode)
+
+    def encode(self, session: Mapping[str, Any]) -> bytes:
+        return self._encode(dict(session))
+
+    def decode(self, data: bytes) -> dict[str, Any] | None:
+        for decode in self._decoders:
+            try:
+                decoded = decode(data)
+            except msgspec.DecodeError:
+                continue
+            return decoded if isinstance(decoded, dict) else None
+        log.warning("ignored a stored session that is not ours")
+        return None
+
+
 class FileSession(ServerSideSession):  # type: ignore[misc]  # Flask-Session is untyped
     """A session of the embedded store."""
 
@@ -181,8 +203,7 @@ class FileSessionInterface(ServerSideSessionInterface):  # type: ignore[misc]
         self.min_free_bytes = min_free_bytes
         self.signed_in = signed_in
         self.sessions = FileStore(os.path.join(root, "sessions"))
-        self._encode = msgspec.msgpack.Encoder().encode
-        self._decode = msgspec.msgpack.Decoder().decode
+        self.serializer = DataSerializer()
 
     def open_session(self, app: Flask, request: Request) -> ServerSideSession:
         sid = _cookie_value(request.environ.get("HTTP_COOKIE", ""), self.get_cookie_name(app))
@@ -204,14 +225,7 @@ class FileSessionInterface(ServerSideSessionInterface):  # type: ignore[misc]
 
     def _retrieve_session_data(self, store_id: str) -> dict[str, Any] | None:
         data = self.sessions.read(store_id)
-        if data is None:
-            return None
-        try:
-            decoded = self._decode(data)
-        except msgspec.DecodeError:
-            log.warning("ignored a stored session that is not ours")
-            return None
-        return decoded if isinstance(decoded, dict) else None
+        return None if data is None else self.serializer.decode(data)
 
     def _upsert_session(
         self, session_lifetime: timedelta, session: ServerSideSession, store_id: str
@@ -222,7 +236,7 @@ class FileSessionInterface(ServerSideSessionInterface):  # type: ignore[misc]
             raise SessionStoreFull(
                 "The server cannot keep new sessions just now. Please try again later."
             )
-        self.sessions.write(store_id, self._encode(dict(session)), ttl)
+        self.sessions.write(store_id, self.serializer.encode(session), ttl)
 
     def _disk_nearly_full(self) -> bool:
         if not self.min_free_bytes:
