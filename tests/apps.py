@@ -293,3 +293,28 @@ def check_logout_stays_a_logout(
         assert running.result(timeout=10).status_code == 200  # it ran, and tried to save
     still = requests.get(f"{base}/api/data", cookies=cookies, headers=SCRIPT)
     assert still.status_code == 401  # the old session id is not signed in again
+
+
+def back_channel_logout(base: str, provider: FakeProvider) -> Callable[[dict[str, str]], None]:
+    """An ending for :func:`check_logout_stays_a_logout`: the provider logs ``sid-1`` out."""
+
+    def end(_: dict[str, str]) -> None:
+        import requests
+
+        token = provider.make_logout_token(sid="sid-1")
+        answer = requests.post(f"{base}/oidc/backchannel-logout", data={"logout_token": token})
+        assert answer.status_code == 200
+
+    return end
+
+
+def logout_in_another_tab(base: str) -> Callable[[dict[str, str]], None]:
+    """An ending for :func:`check_logout_stays_a_logout`: the same browser signs out."""
+
+    def end(cookies: dict[str, str]) -> None:
+        import requests
+
+        answer = requests.post(f"{base}/oidc/logout", cookies=cookies, allow_redirects=False)
+        assert answer.status_code == 302
+
+    return end

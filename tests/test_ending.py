@@ -11,8 +11,10 @@ import requests
 from apps import (
     NAVIGATION,
     SCRIPT,
+    back_channel_logout,
     build_app,
     check_logout_stays_a_logout,
+    logout_in_another_tab,
     recorded,
     sign_in,
     sign_in_of,
@@ -135,25 +137,15 @@ def test_a_slow_request_cannot_undo_a_back_channel_logout(
     app: Flask, fake_provider: FakeProvider, serve: Serve
 ) -> None:
     base = serve(app)
-
-    def back_channel_logout(_: dict[str, str]) -> None:
-        token = fake_provider.make_logout_token(sid="sid-1")
-        answer = requests.post(f"{base}/oidc/backchannel-logout", data={"logout_token": token})
-        assert answer.status_code == 200
-
-    check_logout_stays_a_logout(app, fake_provider, base, back_channel_logout)
+    ending = back_channel_logout(base, fake_provider)
+    check_logout_stays_a_logout(app, fake_provider, base, ending)
 
 
 def test_a_slow_request_cannot_undo_a_logout_in_another_tab(
     app: Flask, fake_provider: FakeProvider, serve: Serve
 ) -> None:
     base = serve(app)
-
-    def logout_in_another_tab(cookies: dict[str, str]) -> None:
-        answer = requests.post(f"{base}/oidc/logout", cookies=cookies, allow_redirects=False)
-        assert answer.status_code == 302
-
-    check_logout_stays_a_logout(app, fake_provider, base, logout_in_another_tab)
+    check_logout_stays_a_logout(app, fake_provider, base, logout_in_another_tab(base))
 
 
 def test_a_logout_during_a_refresh_is_not_undone_by_it(
@@ -183,14 +175,8 @@ def test_a_slow_request_cannot_undo_a_logout_when_every_request_saves_the_sessio
 ) -> None:
     app, _ = make_app(OIDC_SESSION_TOUCH_FRACTION=0)  # Flask's SESSION_REFRESH_EACH_REQUEST
     base = serve(app)
-
-    def logout_in_another_tab(cookies: dict[str, str]) -> None:
-        answer = requests.post(f"{base}/oidc/logout", cookies=cookies, allow_redirects=False)
-        assert answer.status_code == 302
-
-    check_logout_stays_a_logout(
-        app, fake_provider, base, logout_in_another_tab, slow="GET /api/slow-read"
-    )
+    ending = logout_in_another_tab(base)
+    check_logout_stays_a_logout(app, fake_provider, base, ending, slow="GET /api/slow-read")
 
 
 def test_ending_a_sign_in_deletes_flask_logins_remember_cookie(

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import requests
 from apps import (
     NAVIGATION,
     SCRIPT,
+    back_channel_logout,
     check_logout_stays_a_logout,
     check_no_lost_update,
     check_one_spend,
+    logout_in_another_tab,
     session_redis,
     sign_in,
     tokens_of,
@@ -126,25 +127,15 @@ def test_a_slow_request_cannot_undo_a_back_channel_logout_on_redis(
     redis_app: Flask, fake_provider: FakeProvider, serve: Serve
 ) -> None:
     base = serve(redis_app)
-
-    def back_channel_logout(_: dict[str, str]) -> None:
-        token = fake_provider.make_logout_token(sid="sid-1")
-        answer = requests.post(f"{base}/oidc/backchannel-logout", data={"logout_token": token})
-        assert answer.status_code == 200
-
-    check_logout_stays_a_logout(redis_app, fake_provider, base, back_channel_logout)
+    ending = back_channel_logout(base, fake_provider)
+    check_logout_stays_a_logout(redis_app, fake_provider, base, ending)
 
 
 def test_a_slow_request_cannot_undo_a_logout_in_another_tab_on_redis(
     redis_app: Flask, fake_provider: FakeProvider, serve: Serve
 ) -> None:
     base = serve(redis_app)
-
-    def logout_in_another_tab(cookies: dict[str, str]) -> None:
-        answer = requests.post(f"{base}/oidc/logout", cookies=cookies, allow_redirects=False)
-        assert answer.status_code == 302
-
-    check_logout_stays_a_logout(redis_app, fake_provider, base, logout_in_another_tab)
+    check_logout_stays_a_logout(redis_app, fake_provider, base, logout_in_another_tab(base))
 
 
 def test_anonymous_sign_in_starts_write_nothing_to_redis(
