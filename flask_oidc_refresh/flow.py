@@ -23,7 +23,6 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
 from . import clock
-from .config import ConfigError
 from .navigation import safe_next
 from .provider import Provider
 from .relying_party import RelyingParty, secret_keys
@@ -60,7 +59,7 @@ class PendingAuthorization:
         return self._derive("code-verifier")
 
     def _derive(self, purpose: str) -> str:
-        secret = next((k for k in _secret_keys() if _key_id(k) == self.key_id), None)
+        secret = next((k for k in secret_keys() if _key_id(k) == self.key_id), None)
         if secret is None:
             raise TokenError("this sign-in was started with a secret key no longer in use")
         key = secret.encode() if isinstance(secret, str) else secret
@@ -86,7 +85,7 @@ def start(party: RelyingParty, next_url: str, *, silent: bool) -> Response:
         next_url=next_url,
         silent=silent,
         expires=clock.now() + settings.state_lifetime_seconds,
-        key_id=_key_id(_secret_keys()[0]),
+        key_id=_key_id(secret_keys()[0]),  # init_app made sure there is one
     )
     url = authorization_url(party, pending)
     waiting = _waiting(party)
@@ -163,17 +162,10 @@ def exchange(
     return token, claims
 
 
-def _secret_keys() -> list[str | bytes]:
-    keys = secret_keys()
-    if not keys:
-        raise ConfigError("SECRET_KEY is not set: sign-in needs it to sign its pending cookie.")
-    return keys
-
-
 def _serializer() -> URLSafeTimedSerializer:
     """Signs with the current secret key, and accepts its fallbacks (oldest first, newest
     last, as itsdangerous wants them)."""
-    keys = [k.decode() if isinstance(k, bytes) else k for k in _secret_keys()]
+    keys = [k.decode() if isinstance(k, bytes) else k for k in secret_keys()]
     return URLSafeTimedSerializer(keys[::-1], salt="flask-oidc-refresh.pending")
 
 

@@ -171,18 +171,12 @@ class DataSerializer:
         return None
 
 
-class FileSession(ServerSideSession):  # type: ignore[misc]  # Flask-Session is untyped
-    """A session of the embedded store."""
-
-
 #: The session cookie's value, from the raw header (faster than parsing every cookie).
 _COOKIE = re.compile(r"(?:^|;)\s*([^=;\s]+)=([^;]*)")
 
 
 class FileSessionInterface(ServerSideSessionInterface):  # type: ignore[misc]
     """Flask-Session's interface over a :class:`FileStore`, with a lean read path."""
-
-    session_class = FileSession
 
     def __init__(
         self,
