@@ -129,15 +129,19 @@ def recorded(signal: Signal, app: Flask) -> Iterator[list[dict[str, Any]]]:
         yield events
 
 
+def provider_answers(client: FlaskClient, provider: FakeProvider, location: str) -> TestResponse:
+    """The provider agrees to the authorization request at ``location`` and sends the browser
+    back: the callback's response."""
+    return client.get("/oidc/callback", query_string=provider.authorize(location))
+
+
 def sign_in(
     client: FlaskClient, provider: FakeProvider, next_url: str = "/private"
 ) -> TestResponse:
     """Sign ``client`` in through the fake provider; returns the callback's response."""
     response = client.get("/oidc/login?" + urlencode({"next": next_url}))
     assert response.status_code == 302, response.data
-    return client.get(
-        "/oidc/callback", query_string=provider.authorize(response.headers["Location"])
-    )
+    return provider_answers(client, provider, response.headers["Location"])
 
 
 def renewal_deadline(client: FlaskClient) -> float | None:

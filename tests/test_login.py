@@ -6,7 +6,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from apps import NAVIGATION, SCRIPT, session_cookie, sign_in
+from apps import NAVIGATION, SCRIPT, provider_answers, session_cookie, sign_in
 from conftest import Clock, MakeApp
 from fake_provider import CLIENT_ID, CLIENT_SECRET, FakeProvider
 from flask.testing import FlaskClient
@@ -122,9 +122,9 @@ def test_keys_listed_in_keep_session_keys_survive_sign_in(
 def test_several_tabs_can_log_in_at_once(client: FlaskClient, fake_provider: FakeProvider) -> None:
     first = client.get("/oidc/login?next=/first").headers["Location"]
     second = client.get("/oidc/login?next=/second").headers["Location"]
-    back = client.get("/oidc/callback", query_string=fake_provider.authorize(second))
+    back = provider_answers(client, fake_provider, second)
     assert back.headers["Location"] == "/second"
-    back = client.get("/oidc/callback", query_string=fake_provider.authorize(first))
+    back = provider_answers(client, fake_provider, first)
     assert back.headers["Location"] == "/first"
 
 
@@ -134,18 +134,9 @@ def test_pending_logins_are_bounded_oldest_dropped(
     app, _ = make_app(OIDC_MAX_STATES=2)
     client = app.test_client()
     oldest, middle, newest = (client.get("/oidc/login").headers["Location"] for _ in range(3))
-    assert (
-        client.get("/oidc/callback", query_string=fake_provider.authorize(oldest)).status_code
-        == 400
-    )
-    assert (
-        client.get("/oidc/callback", query_string=fake_provider.authorize(newest)).status_code
-        == 302
-    )
-    assert (
-        client.get("/oidc/callback", query_string=fake_provider.authorize(middle)).status_code
-        == 302
-    )
+    assert provider_answers(client, fake_provider, oldest).status_code == 400
+    assert provider_answers(client, fake_provider, newest).status_code == 302
+    assert provider_answers(client, fake_provider, middle).status_code == 302
 
 
 def test_expired_pending_login_is_refused(
@@ -155,10 +146,7 @@ def test_expired_pending_login_is_refused(
     client = app.test_client()
     location = client.get("/oidc/login").headers["Location"]
     clock.advance(61)
-    assert (
-        client.get("/oidc/callback", query_string=fake_provider.authorize(location)).status_code
-        == 400
-    )
+    assert provider_answers(client, fake_provider, location).status_code == 400
 
 
 def test_replayed_callback_is_refused_and_the_session_kept(

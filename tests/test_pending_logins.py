@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from apps import NAVIGATION, SCRIPT, sign_in
+from apps import NAVIGATION, SCRIPT, provider_answers, sign_in
 from conftest import MakeApp
 from fake_provider import FakeProvider
 from flask import Flask
@@ -95,9 +95,9 @@ def test_pending_sign_ins_stay_a_few_and_fit_a_cookie(
     locations = [client.get(f"/oidc/login?next={long_next}").headers["Location"] for _ in range(20)]
     cookie = client.get_cookie("oidc_pending")
     assert cookie is not None and len(cookie.value) < 4000
-    newest = client.get("/oidc/callback", query_string=fake_provider.authorize(locations[-1]))
+    newest = provider_answers(client, fake_provider, locations[-1])
     assert newest.headers["Location"] == long_next
-    oldest = client.get("/oidc/callback", query_string=fake_provider.authorize(locations[0]))
+    oldest = provider_answers(client, fake_provider, locations[0])
     assert oldest.status_code == 400  # dropped long ago: five are kept
 
 
@@ -131,9 +131,9 @@ def test_a_renewal_started_on_an_app_page_keeps_the_other_tabs_pending_sign_ins(
     other_tab = client.get("/oidc/login?next=/other").headers["Location"]
     pass_renewal_deadline(client)
     renewal = client.get("/private", headers=NAVIGATION).headers["Location"]
-    back = client.get("/oidc/callback", query_string=fake_provider.authorize(renewal))
+    back = provider_answers(client, fake_provider, renewal)
     assert back.headers["Location"] == "/private"
-    back = client.get("/oidc/callback", query_string=fake_provider.authorize(other_tab))
+    back = provider_answers(client, fake_provider, other_tab)
     assert back.headers["Location"] == "/other"
 
 
@@ -144,6 +144,6 @@ def test_a_logout_drops_a_silent_renewal_under_way(
     pass_renewal_deadline(client)
     renewal = client.get("/private", headers=NAVIGATION).headers["Location"]
     client.post("/oidc/logout")
-    back = client.get("/oidc/callback", query_string=fake_provider.authorize(renewal))
+    back = provider_answers(client, fake_provider, renewal)
     assert back.status_code == 400  # it cannot sign the user back in
     assert client.get("/api/data", headers=SCRIPT).status_code == 401

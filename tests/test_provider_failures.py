@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from apps import NAVIGATION, SCRIPT, sign_in
+from apps import NAVIGATION, SCRIPT, provider_answers, sign_in
 from conftest import Clock, MakeApp, free_port
 from fake_provider import FakeProvider
 from flask.testing import FlaskClient
@@ -50,7 +50,7 @@ def test_slow_token_endpoint_times_out_and_keeps_the_session(
     sign_in(client, fake_provider)
     location = client.get("/oidc/login").headers["Location"]
     fake_provider.delay = 1.5
-    response = client.get("/oidc/callback", query_string=fake_provider.authorize(location))
+    response = provider_answers(client, fake_provider, location)
     assert response.status_code == 502
     fake_provider.delay = 0
     assert client.get("/private").text == "hello alice"

@@ -11,6 +11,7 @@ import pytest
 from apps import (
     NAVIGATION,
     SCRIPT,
+    provider_answers,
     recorded,
     renewal_deadline,
     sign_in,
@@ -54,9 +55,7 @@ def test_navigation_past_the_deadline_renews_silently_and_comes_back(
         assert params["prompt"] == "none"
         assert params["code_challenge_method"] == "S256"
         assert params["state"] and params["nonce"]
-        back = signed_in.get(
-            "/oidc/callback", query_string=fake_provider.authorize(response.headers["Location"])
-        )
+        back = provider_answers(signed_in, fake_provider, response.headers["Location"])
     assert back.status_code == 302
     assert back.headers["Location"] == "/private?page=3"
     deadline = renewal_deadline(signed_in)
@@ -108,9 +107,7 @@ def test_a_form_post_after_the_grace_period_goes_through_renewal_back_to_its_pag
     assert response.headers["Location"] == "/oidc/refresh?next=/board?tab%3D2"
     silent = signed_in.get(response.headers["Location"])
     assert query(silent.headers["Location"])["prompt"] == "none"
-    back = signed_in.get(
-        "/oidc/callback", query_string=fake_provider.authorize(silent.headers["Location"])
-    )
+    back = provider_answers(signed_in, fake_provider, silent.headers["Location"])
     assert back.headers["Location"] == "/board?tab=2"
     assert signed_in.post("/write", headers=headers).text == "written"  # renewed
 
@@ -198,9 +195,7 @@ def test_refresh_view_starts_the_silent_round_trip(
     pass_renewal_deadline(signed_in)
     response = signed_in.get("/oidc/refresh?next=/reports")
     assert query(response.headers["Location"])["prompt"] == "none"
-    back = signed_in.get(
-        "/oidc/callback", query_string=fake_provider.authorize(response.headers["Location"])
-    )
+    back = provider_answers(signed_in, fake_provider, response.headers["Location"])
     assert back.headers["Location"] == "/reports"
 
 
@@ -209,9 +204,7 @@ def test_refresh_view_limits_next_to_this_site(
 ) -> None:
     pass_renewal_deadline(signed_in)
     response = signed_in.get("/oidc/refresh?next=https://evil.example/")
-    back = signed_in.get(
-        "/oidc/callback", query_string=fake_provider.authorize(response.headers["Location"])
-    )
+    back = provider_answers(signed_in, fake_provider, response.headers["Location"])
     assert back.headers["Location"] == "/"
 
 
@@ -228,9 +221,7 @@ def test_refresh_view_without_a_sign_in_tries_a_silent_sign_in_first(
 ) -> None:
     response = client.get("/oidc/refresh?next=/reports")
     assert query(response.headers["Location"])["prompt"] == "none"
-    back = client.get(
-        "/oidc/callback", query_string=fake_provider.authorize(response.headers["Location"])
-    )
+    back = provider_answers(client, fake_provider, response.headers["Location"])
     assert back.headers["Location"] == "/reports"  # the provider's session was alive
     assert client.get("/private").text == "hello alice"
 
@@ -258,9 +249,7 @@ def test_failed_silent_renewal_ends_the_sign_in_and_signs_in_again(
     interactive = query(response.headers["Location"])
     assert "prompt" not in interactive
     assert signed_in.get("/api/data", headers=SCRIPT).status_code == 401  # signed out here
-    back = signed_in.get(
-        "/oidc/callback", query_string=fake_provider.authorize(response.headers["Location"])
-    )
+    back = provider_answers(signed_in, fake_provider, response.headers["Location"])
     assert back.headers["Location"] == "/private?x=1"
     assert failures[0]["claims"]["sub"] == "alice" and error in failures[0]["reason"]
 
@@ -276,7 +265,7 @@ def test_silent_renewal_with_a_bad_token_ends_the_sign_in(
     pass_renewal_deadline(signed_in)
     location = signed_in.get("/private", headers=NAVIGATION).headers["Location"]
     fake_provider.claims = claims
-    response = signed_in.get("/oidc/callback", query_string=fake_provider.authorize(location))
+    response = provider_answers(signed_in, fake_provider, location)
     assert response.status_code == 302
     assert "prompt" not in query(response.headers["Location"])
     fake_provider.claims = {}
@@ -332,7 +321,7 @@ def test_a_successful_renewal_allows_the_next_silent_attempt(
         pass_renewal_deadline(signed_in)
         location = signed_in.get("/private", headers=NAVIGATION).headers["Location"]
         assert query(location)["prompt"] == "none"
-        signed_in.get("/oidc/callback", query_string=fake_provider.authorize(location))
+        provider_answers(signed_in, fake_provider, location)
 
 
 # Exemptions
@@ -451,9 +440,7 @@ def test_a_crafted_path_cannot_turn_renewal_into_an_open_redirect(
     sign_in(client, fake_provider)
     pass_renewal_deadline(client)
     response = client.get("/%09/evil.example", headers=NAVIGATION)  # a tab would become //evil
-    back = client.get(
-        "/oidc/callback", query_string=fake_provider.authorize(response.headers["Location"])
-    )
+    back = provider_answers(client, fake_provider, response.headers["Location"])
     assert back.headers["Location"] == "/"
 
 

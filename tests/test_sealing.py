@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from apps import SCRIPT, build_app, sign_in, tokens_of
+from apps import SCRIPT, build_app, provider_answers, sign_in, tokens_of
 from fake_provider import CLIENT_ID, CLIENT_SECRET, FakeProvider
 from flask import Flask
 
@@ -83,5 +83,5 @@ def test_a_new_secret_key_with_the_old_one_as_fallback_keeps_users_signed_in(
         assert value is not None
         rotated.set_cookie(cookie, value.value, domain="localhost")
     assert rotated.get("/api/data", headers=SCRIPT).json == {"sub": "alice"}
-    back = rotated.get("/oidc/callback", query_string=fake_provider.authorize(pending))
+    back = provider_answers(rotated, fake_provider, pending)
     assert back.headers["Location"] == "/later"  # the pending cookie of the old key too
