@@ -4,8 +4,9 @@ Every ``OIDC_*`` setting is read from the environment variable of the same name.
 ``OIDC_ISSUER`` it uses the bundled development provider on http://127.0.0.1:9400 (``make run``).
 ``OIDC_USE_REFRESH_TOKENS=false`` makes every renewal a browser round trip (``prompt=none``)
 even when the provider issues refresh tokens. ``SESSION_TYPE=redis`` with ``REDIS_URL`` keeps
-sessions in Redis; ``SESSION_FILE_DIR`` moves the
-embedded store. Runs under ``flask run`` and ``gunicorn -w 2 'example_app:create_app()'``.
+sessions in Redis (``REDIS_CLUSTER=1``: a Redis Cluster; ``REDIS_SENTINEL_MASTER``: the master
+that the Sentinel at ``REDIS_URL`` names); ``SESSION_FILE_DIR`` moves the embedded store.
+Runs under ``flask run`` and ``gunicorn -w 2 'example_app:create_app()'``.
 """
 
 from __future__ import annotations
@@ -82,6 +83,28 @@ Pages renew it by themselves; so do calls made through the bundled fetch wrapper
 """
 
 
+def redis_client(url: str) -> Any:
+    """A client of the Redis at ``url``; of the cluster it belongs to with ``REDIS_CLUSTER=1``;
+    of the master that the Sentinel at ``url`` names ``REDIS_SENTINEL_MASTER``."""
+    timeouts = {"socket_timeout": 2, "socket_connect_timeout": 2}
+    if os.environ.get("REDIS_SENTINEL_MASTER"):
+        from urllib.parse import urlsplit
+
+        from redis import sentinel
+
+        address = urlsplit(url)
+        manager: Any = sentinel.Sentinel  # redis-py leaves Sentinel untyped
+        sentinels = manager([(address.hostname, address.port)], sentinel_kwargs=timeouts)
+        return sentinels.master_for(os.environ["REDIS_SENTINEL_MASTER"], **timeouts)
+    if os.environ.get("REDIS_CLUSTER") in ("1", "true"):
+        from redis.cluster import RedisCluster
+
+        return RedisCluster.from_url(url, **timeouts)
+    from redis import Redis
+
+    return Redis.from_url(url, **timeouts)
+
+
 def create_app() -> Flask:
     """The example app, configured from the environment."""
     app = Flask(__name__)
@@ -94,11 +117,7 @@ def create_app() -> Flask:
         if os.environ.get(key):
             app.config[key] = os.environ[key]
     if os.environ.get("REDIS_URL"):
-        from redis import Redis
-
-        app.config["SESSION_REDIS"] = Redis.from_url(
-            os.environ["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2
-        )
+        app.config["SESSION_REDIS"] = redis_client(os.environ["REDIS_URL"])
     oidc.init_app(app)
 
     def page(title: str, body: str = "") -> str:

@@ -49,8 +49,12 @@ def _store_config(store: dict[str, str], *, embedded: bool = False) -> dict[str,
     """Flask-Session's config for ``store``; ``embedded``: the extension's own default store."""
     if "REDIS_URL" in store:
         from redis import Redis
+        from redis.cluster import RedisCluster
 
-        return {"SESSION_TYPE": "redis", "SESSION_REDIS": Redis.from_url(store["REDIS_URL"])}
+        client: Any = (RedisCluster if store.get("REDIS_CLUSTER") else Redis).from_url(
+            store["REDIS_URL"]
+        )
+        return {"SESSION_TYPE": "redis", "SESSION_REDIS": client}
     if embedded:
         return {"SESSION_FILE_DIR": store["SESSION_FILE_DIR"]}
     return {
@@ -59,11 +63,17 @@ def _store_config(store: dict[str, str], *, embedded: bool = False) -> dict[str,
     }
 
 
+def _store_from_environment() -> dict[str, str]:
+    """The store a gunicorn-run app is given in its environment."""
+    keys = ("SESSION_FILE_DIR", "REDIS_URL", "REDIS_CLUSTER", "OIDC_REDIS_CLIENT_CACHE")
+    return {key: os.environ[key] for key in keys if os.environ.get(key)}
+
+
 def flask_session_app(
     store: dict[str, str] | None = None, refresh_each_request: bool = False
 ) -> Flask:
     """Flask-Session alone, on a JSON route that reads the user from the session."""
-    store = store or {"SESSION_FILE_DIR": os.environ["SESSION_FILE_DIR"]}
+    store = store or _store_from_environment()
     app = Flask("flask_session")
     app.config.update(
         SECRET_KEY="bench",
@@ -89,16 +99,21 @@ def flask_session(store: dict[str, str], refresh_each_request: bool) -> tuple[Fl
 
 
 def signed_in_app(store: dict[str, str] | None = None, instance: Path | None = None) -> Flask:
-    """Flask-OIDC-Refresh on a ``login_required`` JSON route."""
-    store = store or {"SESSION_FILE_DIR": os.environ["SESSION_FILE_DIR"]}
+    """Flask-OIDC-Refresh on a ``login_required`` JSON route (``OIDC_*`` keys of ``store``
+    are its settings)."""
+    store = store or _store_from_environment()
     app = Flask("ours", instance_path=str(instance) if instance else None)
-    app.config.update(SECRET_KEY="bench", **PROVIDER, **_store_config(store, embedded=True))
+    settings = {key: value for key, value in store.items() if key.startswith("OIDC_")}
+    app.config.update(
+        SECRET_KEY="bench", **PROVIDER, **settings, **_store_config(store, embedded=True)
+    )
     oidc = OIDC(app)
 
     @app.get("/json")
     @oidc.login_required
     def json_route() -> dict[str, Any]:
-        return {"ok": True, "sub": oidc.user["sub"] if oidc.user else None}
+        user = oidc.user
+        return {"ok": True, "sub": user["sub"] if user else None}
 
     return app
 
@@ -122,14 +137,15 @@ def counting() -> Iterator[dict[str, int]]:
     """Count provider calls, JWT decodes and session or token store writes meanwhile."""
     import requests
     from flask_session.cachelib import CacheLibSessionInterface
-    from flask_session.redis import RedisSessionInterface
     from joserfc import jwt
+    from redis import Redis
+    from redis.client import Pipeline
 
     from flask_oidc_refresh.store.cachelib import CacheLibBackend
     from flask_oidc_refresh.store.files import FileStore
-    from flask_oidc_refresh.store.redis import RedisBackend
+    from flask_oidc_refresh.store.redis import RedisBackend, RedisSessionInterface
 
-    counts = {"provider calls": 0, "JWT decodes": 0, "store writes": 0}
+    counts = {"provider calls": 0, "JWT decodes": 0, "store writes": 0, "Redis commands": 0}
 
     def counted(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -144,6 +160,13 @@ def counting() -> Iterator[dict[str, int]]:
             mock.patch.object(requests.Session, "send", counted("provider calls", send))
         )
         stack.enter_context(mock.patch.object(jwt, "decode", counted("JWT decodes", jwt.decode)))
+        command, pipeline = Redis.execute_command, Pipeline.execute
+        stack.enter_context(
+            mock.patch.object(Redis, "execute_command", counted("Redis commands", command))
+        )
+        stack.enter_context(
+            mock.patch.object(Pipeline, "execute", counted("Redis commands", pipeline))
+        )
         for cls in (CacheLibSessionInterface, RedisSessionInterface):
             stack.enter_context(
                 mock.patch.object(

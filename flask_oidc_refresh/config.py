@@ -45,6 +45,8 @@ DEFAULTS: dict[str, Any] = {
     "OIDC_RENEWAL_GRACE_SECONDS": None,
     "OIDC_KEEP_SESSION_KEYS": [],
     "OIDC_STORE_MIN_FREE_MB": 100,
+    "OIDC_REDIS_CLIENT_CACHE": True,
+    "OIDC_REDIS_MIN_REPLICAS": 0,
 }
 
 CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
@@ -114,6 +116,8 @@ class Options(TypedDict, total=False):
     session_touch_fraction: float
     state_lifetime_seconds: int
     store_min_free_mb: int
+    redis_client_cache: bool
+    redis_min_replicas: int
     token_endpoint: str
     url_prefix: str
     use_refresh_tokens: bool
@@ -173,6 +177,8 @@ class Settings:
     renewal_grace_seconds: int
     keep_session_keys: tuple[str, ...]
     store_min_free_mb: int
+    redis_client_cache: bool
+    redis_min_replicas: int
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -249,6 +255,8 @@ class Settings:
             else _int(config, "OIDC_RENEWAL_GRACE_SECONDS", minimum=0),
             keep_session_keys=tuple(_list(config, "OIDC_KEEP_SESSION_KEYS")),
             store_min_free_mb=_int(config, "OIDC_STORE_MIN_FREE_MB", minimum=0),
+            redis_client_cache=_bool(config, "OIDC_REDIS_CLIENT_CACHE"),
+            redis_min_replicas=_int(config, "OIDC_REDIS_MIN_REPLICAS", minimum=0),
         )
 
     @property

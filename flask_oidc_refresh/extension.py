@@ -58,9 +58,7 @@ class OIDC:
             raise ConfigError(
                 "SECRET_KEY is not set: sign-in signs its pending-login cookie with it."
             )
-        ensure_server_side_sessions(
-            app, min_free_mb=settings.store_min_free_mb, signed_in=signin.is_signed_in
-        )
+        ensure_server_side_sessions(app, settings, signin.is_signed_in)
         guard_sessions(
             app,
             lambda session: signin.has_ended(session, relying_party().token_store),

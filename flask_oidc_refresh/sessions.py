@@ -13,10 +13,13 @@ from flask import Flask, Request, Response, current_app, g, request
 from flask.sessions import SessionMixin
 from flask_session import Session
 from flask_session.base import MsgSpecSerializer, ServerSideSessionInterface
+from flask_session.redis import RedisSessionInterface as FlaskSessionRedis
 
 from . import clock
+from .config import Settings
 from .errors import OIDCError, SessionStoreFull, SessionStoreUnavailable
 from .store.files import DataSerializer, FileSessionInterface
+from .store.redis import RedisSessionInterface
 
 TOUCHED_KEY = "_oidc_touched"
 STORE_DOWN = "Sessions are unavailable just now. Please try again in a moment."
@@ -24,32 +27,56 @@ log = logging.getLogger(__name__)
 
 
 def ensure_server_side_sessions(
-    app: Flask, *, min_free_mb: int, signed_in: Callable[[Mapping[str, Any]], bool]
+    app: Flask, settings: Settings, signed_in: Callable[[Mapping[str, Any]], bool]
 ) -> None:
     """Set up Flask-Session unless the app already did.
 
     Without a ``SESSION_TYPE`` the store is a file cache in ``SESSION_FILE_DIR`` (default:
     ``oidc-sessions`` in the instance folder; sessions, token records and locks each in a
     folder of their own): it needs no server and is shared by every worker process on the host.
-    ``SESSION_TYPE = "redis"`` (or any other Flask-Session backend) is used as configured.
+    With ``SESSION_TYPE = "redis"``, sessions live in ``SESSION_REDIS`` (a client of one
+    server, of a Sentinel-managed master or of a cluster), read through a cache that Redis keeps
+    current. Any other Flask-Session backend is used as configured.
     """
     if app.config["SESSION_COOKIE_SAMESITE"] is None:
         app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
-    if not isinstance(app.session_interface, ServerSideSessionInterface):
-        if "SESSION_TYPE" in app.config:
-            Session(app)
-        else:
-            default = os.path.join(app.instance_path, "oidc-sessions")
-            root = app.config.get("SESSION_FILE_DIR") or default
-            app.session_interface = FileSessionInterface(
-                app, root, min_free_bytes=min_free_mb * 1024 * 1024, signed_in=signed_in
-            )
+    own = app.session_interface
+    if isinstance(own, FlaskSessionRedis) and type(own) is FlaskSessionRedis:  # the app's Session
+        _use_redis(app, own.client, settings)
+    elif isinstance(own, ServerSideSessionInterface):
+        pass
+    elif app.config.get("SESSION_TYPE") == "redis":
+        _use_redis(app, app.config.get("SESSION_REDIS"), settings)
+    elif "SESSION_TYPE" in app.config:
+        Session(app)
+    else:
+        default = os.path.join(app.instance_path, "oidc-sessions")
+        root = app.config.get("SESSION_FILE_DIR") or default
+        app.session_interface = FileSessionInterface(
+            app,
+            root,
+            min_free_bytes=settings.store_min_free_mb * 1024 * 1024,
+            signed_in=signed_in,
+        )
     interface: Any = app.session_interface
     if isinstance(getattr(interface, "serializer", None), MsgSpecSerializer):
         interface.serializer = DataSerializer()  # Flask-Session's, less its pickle fallback
     configured = interface.get_cookie_secure
     interface.get_cookie_secure = lambda app: (
         configured(app) or (bool(request) and request.is_secure)
+    )
+
+
+def _use_redis(app: Flask, client: Any, settings: Settings) -> None:
+    if client is None:
+        from redis import Redis
+
+        client = Redis()  # Flask-Session's default: a server on localhost
+    app.session_interface = RedisSessionInterface(
+        app,
+        client,
+        cache=settings.redis_client_cache,
+        min_replicas=settings.redis_min_replicas,
     )
 
 
@@ -115,6 +142,7 @@ class SessionGuard:
         touch_interval: float | None,
     ) -> None:
         self._inner = inner
+        self.is_null_session = inner.is_null_session  # asked on every request: no __getattr__
         self._errors = errors
         self._sign_in_ended = sign_in_ended
         self._touch_interval = touch_interval
@@ -139,7 +167,7 @@ class SessionGuard:
         if self._errors and g.get("_oidc_store_down"):
             return
         interval = self._touch_interval
-        if interval is not None and session and session.permanent:
+        if interval is not None and session.permanent and len(session) > 1:  # more than _permanent
             now = clock.now()
             if session.modified or now - session.get(TOUCHED_KEY, 0) >= interval:
                 session[TOUCHED_KEY] = now  # the sliding lifetime, extended once per interval

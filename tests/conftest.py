@@ -20,6 +20,7 @@ from fake_provider import CLIENT_SECRET as FAKE_CLIENT_SECRET
 from fake_provider import FakeProvider
 from flask import Flask
 from flask.testing import FlaskClient
+from redis_topologies import RedisClusterDeployment, RedisSentinelDeployment, Servers
 from werkzeug.serving import make_server
 
 from flask_oidc_refresh import OIDC
@@ -229,8 +230,64 @@ def fake_provider(serve: Serve) -> FakeProvider:
     return provider
 
 
+#: Run each test of a module that builds apps on every session store:
+#: ``pytestmark = ON_EVERY_STORE``.
+ON_EVERY_STORE = pytest.mark.on_every_store
+STORES = ["embedded", "redis", "redis-cluster"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("on_every_store") is None:
+        return
+    if "session_store" in metafunc.fixturenames:
+        metafunc.parametrize("session_store", STORES, indirect=True)
+
+
 @pytest.fixture
-def make_app(tmp_path: Path, fake_provider: FakeProvider) -> MakeApp:
+def session_store(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """The session store of the apps ``make_app`` builds (see :data:`ON_EVERY_STORE`): the
+    embedded default, or an emptied Redis or Redis Cluster shared by the whole run."""
+    kind = getattr(request, "param", "embedded")
+    if kind == "embedded":
+        yield {}
+        return
+    from redis import Redis
+    from redis.cluster import RedisCluster
+
+    if kind == "redis":
+        server: RedisServer = request.getfixturevalue("shared_redis")
+        client: Any = Redis.from_url(server.url, socket_timeout=2, socket_connect_timeout=2)
+    else:
+        cluster: RedisClusterDeployment = request.getfixturevalue("shared_redis_cluster")
+        client = RedisCluster.from_url(cluster.url, socket_timeout=2, socket_connect_timeout=2)
+    client.flushall()
+    yield {"SESSION_TYPE": "redis", "SESSION_REDIS": client}
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def shared_redis() -> Iterator[RedisServer]:
+    """A Redis server for the tests that run on every store."""
+    server = RedisServer(require_tool("redis-server"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_redis_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RedisClusterDeployment]:
+    """A Redis Cluster for the tests that run on every store."""
+    servers = Servers(require_tool("redis-server"), tmp_path_factory.mktemp("cluster"))
+    try:
+        yield RedisClusterDeployment(servers, require_tool("redis-cli"))
+    finally:
+        servers.stop()
+
+
+@pytest.fixture
+def make_app(tmp_path: Path, fake_provider: FakeProvider, session_store: dict[str, Any]) -> MakeApp:
     """Build a test app against the fake provider: ``make_app(**config) -> (app, oidc)``."""
 
     def make(**config: Any) -> tuple[Flask, OIDC]:
@@ -238,6 +295,7 @@ def make_app(tmp_path: Path, fake_provider: FakeProvider) -> MakeApp:
             "OIDC_ISSUER": fake_provider.issuer,
             "OIDC_CLIENT_ID": FAKE_CLIENT_ID,
             "OIDC_CLIENT_SECRET": FAKE_CLIENT_SECRET,
+            **session_store,
             **config,
         }
         return build_app(tmp_path / "instance", settings)
@@ -299,6 +357,26 @@ def redis_server() -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def redis_cluster(tmp_path: Path) -> Iterator[RedisClusterDeployment]:
+    """A Redis Cluster of three masters on loopback ports (Debian's redis-server)."""
+    servers = Servers(require_tool("redis-server"), tmp_path)
+    try:
+        yield RedisClusterDeployment(servers, require_tool("redis-cli"))
+    finally:
+        servers.stop()
+
+
+@pytest.fixture
+def redis_sentinel(tmp_path: Path) -> Iterator[RedisSentinelDeployment]:
+    """A Redis master, its replica and a Sentinel watching them (Debian's redis-server)."""
+    servers = Servers(require_tool("redis-server"), tmp_path)
+    try:
+        yield RedisSentinelDeployment(servers)
+    finally:
+        servers.stop()
 
 
 def launch_gunicorn(

@@ -46,3 +46,20 @@ def sign_in(http: requests.Session, url: str, user: str = "alice") -> requests.R
             forms_posted += 1
     page.headers["X-Forms-Posted"] = str(forms_posted)
     return page
+
+
+def confirm_logout_at_provider(
+    http: requests.Session, page: requests.Response
+) -> requests.Response:
+    """Answer the provider's "sign out?" page with yes."""
+    action = FORM_ACTION.search(page.text)
+    xsrf = re.search(r'name="xsrf" value="([^"]+)"', page.text)
+    assert action and xsrf, page.text[:300]
+    return http.post(action.group(1), data={"xsrf": xsrf.group(1), "logout": "yes"})
+
+
+def sign_out_at_provider(
+    http: requests.Session, issuer: str, client_id: str = "example-app"
+) -> None:
+    """The user signs out at the provider itself (not through the app)."""
+    confirm_logout_at_provider(http, follow(http, f"{issuer}/session/end?client_id={client_id}"))

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from apps import SCRIPT, recorded, sign_in, sign_in_of
-from conftest import MakeApp
+from conftest import ON_EVERY_STORE, MakeApp
 from fake_provider import FakeProvider
 from flask import Flask
 from flask.testing import FlaskClient
@@ -17,6 +17,8 @@ from werkzeug.test import TestResponse
 
 from flask_oidc_refresh import provider_logged_out
 from flask_oidc_refresh.relying_party import relying_party
+
+pytestmark = ON_EVERY_STORE
 
 
 @pytest.fixture

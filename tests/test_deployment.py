@@ -11,7 +11,9 @@ import pytest
 import requests
 from apps import tokens_of
 from conftest import CLIENT_ID, CLIENT_SECRET, DevProvider, RedisServer, Served, free_port
-from provider_forms import follow, sign_in
+from provider_forms import follow, sign_in, sign_out_at_provider
+from redis import Redis
+from redis_topologies import SENTINEL_MASTER, RedisClusterDeployment, RedisSentinelDeployment
 
 from flask_oidc_refresh.testing import pass_renewal_deadline
 
@@ -36,13 +38,13 @@ class Deployment:
         events = self.local.provider.events("grant.success")
         return sum(e.get("grant_type") == "refresh_token" for e in events)
 
-    def burst(self, http: requests.Session, count: int) -> list[int]:
+    def burst(self, http: requests.Session, count: int, timeout: float = 30) -> list[int]:
         cookies = {"session": http.cookies["session"]}
 
         def call(n: int) -> int:
             base = self.bases[n % len(self.bases)]
             return requests.get(
-                f"{base}/api/me", cookies=cookies, headers=FETCH, timeout=30
+                f"{base}/api/me", cookies=cookies, headers=FETCH, timeout=timeout
             ).status_code
 
         with ThreadPoolExecutor(max_workers=count) as pool:
@@ -56,7 +58,7 @@ def deploy(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> Callable[..., Deployment]:
-    def start(instances: int, store: dict[str, str]) -> Deployment:
+    def start(instances: int, store: dict[str, str], workers: int = 2) -> Deployment:
         ports = [free_port() for _ in range(instances)]
         provider = start_provider(ports, OP_ROTATE_REFRESH_TOKENS="1")
         env = {
@@ -65,7 +67,7 @@ def deploy(
             "OIDC_CLIENT_SECRET": CLIENT_SECRET,
             **store,
         }
-        bases = [start_gunicorn(port, env) for port in ports]
+        bases = [start_gunicorn(port, env, workers=workers) for port in ports]
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         import example_app
@@ -163,3 +165,56 @@ def test_redis_stopped_mid_run_is_a_503(
     assert response.status_code == 503
     assert response.json()["error"] == "session_store_unavailable"
     assert http.get(f"{base}/profile").status_code == 503
+
+
+def cluster_store(cluster: RedisClusterDeployment) -> dict[str, str]:
+    return {"SESSION_TYPE": "redis", "REDIS_URL": cluster.url, "REDIS_CLUSTER": "1"}
+
+
+def test_one_spend_across_two_hosts_on_a_redis_cluster(
+    deploy: Callable[..., Deployment], redis_cluster: RedisClusterDeployment
+) -> None:
+    deployment = deploy(2, cluster_store(redis_cluster), workers=3)
+    check_one_spend(deployment)
+
+
+def test_a_back_channel_logout_on_a_redis_cluster_ends_the_session_on_every_host(
+    deploy: Callable[..., Deployment], redis_cluster: RedisClusterDeployment
+) -> None:
+    deployment = deploy(2, cluster_store(redis_cluster), workers=3)
+    http = deployment.browser()
+    for base in deployment.bases:
+        assert http.get(f"{base}/api/me", headers=FETCH).status_code == 200
+    provider = deployment.local.provider
+    sign_out_at_provider(http, provider.issuer)
+    assert len(provider.events("backchannel.success")) == 1  # one call, to the first host
+    for base in deployment.bases:
+        assert http.get(f"{base}/api/me", headers=FETCH).status_code == 401
+
+
+def test_a_sentinel_failover_loses_no_sign_in_and_spends_once(
+    deploy: Callable[..., Deployment], redis_sentinel: RedisSentinelDeployment
+) -> None:
+    store = {
+        "SESSION_TYPE": "redis",
+        "REDIS_URL": redis_sentinel.url,
+        "REDIS_SENTINEL_MASTER": SENTINEL_MASTER,
+        "OIDC_REDIS_MIN_REPLICAS": "1",
+    }
+    deployment = deploy(2, store)
+    http = deployment.browser()
+    pass_renewal_deadline(deployment.local.client(http))
+    old_master = redis_sentinel.fail_over()
+    redis_sentinel.wait_for_promotion(old_master)
+    old = Redis(port=old_master)
+    assert old.info("replication")["role"] == "master"  # not yet told: it still takes writes
+    old.close()
+    assert deployment.burst(http, 50, timeout=60) == [200] * 50  # at the deadline, mid-failover
+    assert deployment.refreshes() == 1
+    redis_sentinel.wait_for_old_master(old_master)
+    # the renewed tokens survived the failover: the next deadline spends the rotated token
+    pass_renewal_deadline(deployment.local.client(http))
+    assert deployment.burst(http, 10) == [200] * 10
+    assert deployment.refreshes() == 2
+    provider = deployment.local.provider
+    assert provider.events("grant.error") == [] and provider.events("grant.revoked") == []

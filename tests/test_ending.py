@@ -20,7 +20,7 @@ from apps import (
     sign_in_of,
     sign_in_over_http,
 )
-from conftest import MakeApp, Serve
+from conftest import ON_EVERY_STORE, MakeApp, Serve
 from fake_provider import CLIENT_ID, CLIENT_SECRET, FakeProvider
 from flask import Flask, session
 from flask.testing import FlaskClient
@@ -28,6 +28,8 @@ from flask_login import LoginManager, UserMixin, current_user, login_user
 
 from flask_oidc_refresh import session_renewal_failed
 from flask_oidc_refresh.testing import pass_renewal_deadline
+
+pytestmark = ON_EVERY_STORE
 
 
 class User(UserMixin):  # type: ignore[misc]  # flask_login is untyped

@@ -7,10 +7,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from apps import SCRIPT, sign_in, tokens_of
-from conftest import MakeApp
+from conftest import ON_EVERY_STORE, MakeApp
 from fake_provider import CLIENT_ID, FakeProvider
 from flask import Flask
 from flask.testing import FlaskClient
+
+pytestmark = ON_EVERY_STORE
 
 
 def test_logout_ends_the_session_and_goes_to_the_provider(

@@ -3,31 +3,15 @@ to every host of the app."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 import pytest
 import requests
 from apps import session_redis, tokens_of
 from conftest import CLIENT_ID, CLIENT_SECRET, DevProvider, RedisServer, Served, free_port
-from provider_forms import FORM_ACTION, follow, sign_in
+from provider_forms import confirm_logout_at_provider, follow, sign_in, sign_out_at_provider
 
 FETCH = {"Accept": "*/*", "Sec-Fetch-Mode": "cors"}
-
-
-def confirm_logout_at_provider(
-    http: requests.Session, page: requests.Response
-) -> requests.Response:
-    """Answer the provider's "sign out?" page with yes."""
-    action = FORM_ACTION.search(page.text)
-    xsrf = re.search(r'name="xsrf" value="([^"]+)"', page.text)
-    assert action and xsrf, page.text[:300]
-    return http.post(action.group(1), data={"xsrf": xsrf.group(1), "logout": "yes"})
-
-
-def sign_out_at_provider(http: requests.Session, issuer: str) -> None:
-    """The user signs out at the provider itself (not through the app)."""
-    confirm_logout_at_provider(http, follow(http, f"{issuer}/session/end?client_id={CLIENT_ID}"))
 
 
 def test_rp_logout_ends_both_sessions_and_revokes_the_refresh_token(

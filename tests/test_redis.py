@@ -22,8 +22,13 @@ from fake_provider import FakeProvider
 from flask import Flask, Request
 from flask.sessions import SessionMixin
 from redis import Redis
+from redis.cluster import RedisCluster
+from redis.crc import key_slot
+from redis_topologies import RedisClusterDeployment
 
+from flask_oidc_refresh import ConfigError
 from flask_oidc_refresh.sessions import SessionGuard
+from flask_oidc_refresh.store.redis import lock_key
 from flask_oidc_refresh.testing import pass_renewal_deadline
 
 
@@ -175,3 +180,22 @@ def test_a_pickle_planted_in_redis_is_never_loaded(redis_app: Flask) -> None:
     client = redis_app.test_client()
     client.set_cookie("session", "planted", domain="localhost")
     assert client.get("/").status_code == 200  # an empty session, and no code run
+
+
+def test_a_record_and_its_lock_share_a_cluster_hash_slot(
+    redis_app: Flask, fake_provider: FakeProvider
+) -> None:
+    client = redis_app.test_client()
+    sign_in(client, fake_provider)
+    [record] = session_redis(redis_app).keys("oidc-tokens:*")
+    assert isinstance(record, bytes)
+    assert key_slot(record) == key_slot(lock_key(record.decode()).encode())
+
+
+def test_replicated_writes_need_one_master_not_a_cluster(
+    make_app: MakeApp, redis_cluster: RedisClusterDeployment
+) -> None:
+    cluster = RedisCluster.from_url(redis_cluster.url)
+    with pytest.raises(ConfigError, match="OIDC_REDIS_MIN_REPLICAS"):
+        make_app(SESSION_TYPE="redis", SESSION_REDIS=cluster, OIDC_REDIS_MIN_REPLICAS=1)
+    cluster.close()

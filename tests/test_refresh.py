@@ -19,7 +19,7 @@ from apps import (
     sign_in_of,
     tokens_of,
 )
-from conftest import Clock, MakeApp, Serve
+from conftest import ON_EVERY_STORE, Clock, MakeApp, Serve
 from fake_provider import FakeProvider
 from flask import Flask
 from flask.testing import FlaskClient
@@ -27,6 +27,8 @@ from werkzeug.test import TestResponse
 
 from flask_oidc_refresh import session_renewal_failed, session_renewed
 from flask_oidc_refresh.testing import pass_renewal_deadline
+
+pytestmark = ON_EVERY_STORE
 
 
 @pytest.fixture

@@ -16,13 +16,15 @@ from apps import (
     renewal_deadline,
     sign_in,
 )
-from conftest import Clock, MakeApp
+from conftest import ON_EVERY_STORE, Clock, MakeApp
 from fake_provider import FakeProvider
 from flask import Blueprint, Flask
 from flask.testing import FlaskClient
 
 from flask_oidc_refresh import session_renewal_failed, session_renewed
 from flask_oidc_refresh.testing import pass_renewal_deadline
+
+pytestmark = ON_EVERY_STORE
 
 
 def query(url: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ from typing import Any
 from .base import Backend, LockTimeout, SessionIndex, TokenStore
 from .cachelib import CacheLibBackend
 from .files import FileBackend, FileSessionInterface
-from .redis import RedisBackend
+from .redis import RedisBackend, RedisSessionInterface
 from .session import SessionBackend
 
 __all__ = ["LockTimeout", "SessionIndex", "TokenStore", "backend_for"]
@@ -19,6 +19,10 @@ def backend_for(session_interface: Any) -> Backend:
     interface = getattr(session_interface, "wrapped", session_interface)
     if isinstance(interface, FileSessionInterface):
         return FileBackend(interface)
+    if isinstance(interface, RedisSessionInterface):
+        return RedisBackend(
+            interface.client, min_replicas=interface.min_replicas, reads=interface.reads
+        )
     cache = getattr(session_interface, "cache", None)
     if cache is not None and hasattr(cache, "set"):
         return CacheLibBackend(cache)

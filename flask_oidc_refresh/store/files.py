@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -26,12 +25,13 @@ from datetime import timedelta
 from typing import Any
 
 import msgspec
-from flask import Flask, Request, Response
-from flask_session.base import ServerSideSession, ServerSideSessionInterface
+from flask import Flask
+from flask_session.base import ServerSideSession
 
 from .. import clock
 from ..errors import SessionStoreFull
 from .base import Backend, file_lock
+from .interface import LeanSessionInterface
 
 #: Shards per folder: the first two hex digits of an entry's hashed key.
 SHARDS = 256
@@ -171,11 +171,7 @@ class DataSerializer:
         return None
 
 
-#: The session cookie's value, from the raw header (faster than parsing every cookie).
-_COOKIE = re.compile(r"(?:^|;)\s*([^=;\s]+)=([^;]*)")
-
-
-class FileSessionInterface(ServerSideSessionInterface):  # type: ignore[misc]
+class FileSessionInterface(LeanSessionInterface):
     """Flask-Session's interface over a :class:`FileStore`, with a lean read path."""
 
     def __init__(
@@ -198,24 +194,6 @@ class FileSessionInterface(ServerSideSessionInterface):  # type: ignore[misc]
         self.signed_in = signed_in
         self.sessions = FileStore(os.path.join(root, "sessions"))
         self.serializer = DataSerializer()
-
-    def open_session(self, app: Flask, request: Request) -> ServerSideSession:
-        sid = _cookie_value(request.environ.get("HTTP_COOKIE", ""), self.get_cookie_name(app))
-        if sid:
-            data = self._retrieve_session_data(self._get_store_id(sid))
-            if data is not None:
-                return self.session_class(data, sid=sid)
-        return self.session_class(sid=self._generate_sid(self.sid_length), permanent=self.permanent)
-
-    def save_session(self, app: Flask, session: ServerSideSession, response: Response) -> None:
-        if session.modified or self.should_set_storage(app, session):
-            super().save_session(app, session, response)
-        elif session.accessed:
-            vary = response.headers.get("Vary")
-            if vary is None:
-                response.headers["Vary"] = "Cookie"
-            else:
-                response.vary.add("Cookie")
 
     def _retrieve_session_data(self, store_id: str) -> dict[str, Any] | None:
         data = self.sessions.read(store_id)
@@ -243,13 +221,6 @@ class FileSessionInterface(ServerSideSessionInterface):  # type: ignore[misc]
 
     def _get_store_lifetime(self, lifetime: timedelta, session: ServerSideSession) -> float:
         return lifetime.total_seconds() if session.permanent else 24 * 3600.0
-
-
-def _cookie_value(header: str, name: str) -> str | None:
-    for found, value in _COOKIE.findall(header):
-        if found == name:
-            return value.strip('"') or None
-    return None
 
 
 class FileBackend(Backend):
