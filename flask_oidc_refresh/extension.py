@@ -20,6 +20,7 @@ from .provider import Provider, ProviderError
 from .relying_party import LoginHandler, RelyingParty, relying_party
 from .renewal import renew_if_due
 from .sessions import ensure_server_side_sessions, guard_sessions
+from .store import LockTimeout
 from .token_refresh import Outcome, refresh
 from .views import make_blueprint
 
@@ -76,6 +77,7 @@ class OIDC:
         if csrf is not None and hasattr(csrf, "exempt"):
             csrf.exempt(blueprint)  # logout checks the origin itself; the provider posts logouts
         app.register_error_handler(ProviderError, _provider_unavailable)
+        app.register_error_handler(LockTimeout, _busy)
         app.before_request(renew_if_due)
         app.add_template_global(oidc_refresh_script)
         app.add_template_global(oidc_logout_form)
@@ -183,6 +185,11 @@ def oidc_logout_form(label: str = "Sign out", *, css_class: str | None = None) -
     return Markup(
         '<form method="post" action="{}"{}><button type="submit">{}</button></form>'
     ).format(url_for("oidc.logout"), attributes, label)
+
+
+def _busy(exc: LockTimeout) -> Response:
+    log.warning("a lock of the session store was held too long: %s", exc.key)
+    return exc.get_response()  # type: ignore[return-value]
 
 
 def _provider_unavailable(exc: ProviderError) -> Response:

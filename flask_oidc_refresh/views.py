@@ -22,6 +22,7 @@ from .records import Tokens
 from .relying_party import RelyingParty, relying_party
 from .renewal import complete_silent_renewal, renewal_failed, start_silent_renewal
 from .sessions import new_session_id
+from .store import LockTimeout, SessionIndex
 from .tokens import TokenError
 
 log = logging.getLogger(__name__)
@@ -226,19 +227,34 @@ def backchannel_logout() -> Response:
         log.warning("back-channel logout refused: %s", exc)
         return _logout_answer(400, "invalid_request", str(exc))
     ttl = max(int(claims["exp"] - clock.now()) + party.settings.clock_skew_seconds, 60)
-    if not index.first_use(claims["iss"], claims["jti"], ttl):
-        log.warning("back-channel logout refused: replayed jti")
-        return _logout_answer(400, "invalid_request", "this logout token was already used")
+    try:
+        if not index.first_use(claims["iss"], claims["jti"], ttl):
+            log.warning("back-channel logout refused: replayed jti")
+            return _logout_answer(400, "invalid_request", "this logout token was already used")
+        try:
+            ended = _end_sessions(index, claims)
+        except LockTimeout:
+            index.forget_use(claims["iss"], claims["jti"])  # so that the provider may retry
+            raise
+    except LockTimeout as exc:
+        log.warning("back-channel logout postponed: a lock was held too long (%s)", exc.key)
+        return _logout_answer(503, "session_store_unavailable", exc.description)
+    log.info("back-channel logout ended %d session(s)", ended)
+    signals.send(
+        signals.provider_logged_out, sub=claims.get("sub"), sid=claims.get("sid"), sessions=ended
+    )
+    return _logout_answer(200)
+
+
+def _end_sessions(index: SessionIndex, claims: dict[str, Any]) -> int:
+    """End the sessions a logout token names: those of its ``sid``, or all of its ``sub``'s."""
     sid, sub = claims.get("sid"), claims.get("sub")
     if isinstance(sid, str) and sid:
         ended = index.end("sid", sid)
         if isinstance(sub, str) and sub:  # sessions whose ID token named no sid may be this one
             ended += index.end("sub-without-sid", sub)
-    else:
-        ended = index.end("sub", str(sub))
-    log.info("back-channel logout ended %d session(s)", ended)
-    signals.send(signals.provider_logged_out, sub=sub, sid=sid, sessions=ended)
-    return _logout_answer(200)
+        return ended
+    return index.end("sub", str(sub))
 
 
 def _logout_answer(

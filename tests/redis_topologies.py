@@ -113,7 +113,7 @@ class RedisSentinelDeployment:
         self.servers = servers
         master_port, replica_port, self.port = (free_cluster_port() for _ in range(3))
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        servers.start(master_port).close()
+        servers.start(master_port, "--repl-diskless-sync-delay", "0").close()
         replica = servers.start(replica_port, "--replicaof", "127.0.0.1", str(master_port))
         wait_until(lambda: replica.info("replication")["master_link_status"] == "up", "the replica")
         replica.close()

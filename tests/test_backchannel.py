@@ -3,6 +3,7 @@ logout token."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from werkzeug.test import TestResponse
 
 from flask_oidc_refresh import provider_logged_out
 from flask_oidc_refresh.relying_party import relying_party
+from flask_oidc_refresh.store import base
 
 pytestmark = ON_EVERY_STORE
 
@@ -223,3 +225,39 @@ def test_the_listing_keeps_only_live_sessions(app: Flask, fake_provider: FakePro
         index = relying_party().token_store.index
         assert index is not None
         assert index.end("sub", "alice") == 2  # the two live sessions, nothing else
+
+
+def test_a_listing_locked_too_long_is_a_503_not_a_500(
+    app: Flask,
+    sessions: list[FlaskClient],
+    fake_provider: FakeProvider,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(base, "INDEX_LOCK_SECONDS", 0.2)
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_listing() -> None:
+        with app.app_context():
+            store = relying_party().token_store
+            with store.backend.lock("oidc-sid:sid-1", 5):
+                held.set()
+                release.wait(5)
+
+    holder = threading.Thread(target=hold_the_listing)
+    holder.start()
+    held.wait(5)
+    token = fake_provider.make_logout_token(sid="sid-1")
+    try:
+        response = post(app.test_client(), token)
+    finally:
+        release.set()
+        holder.join()
+    assert response.status_code == 503
+    assert response.json is not None and response.json["error"] == "session_store_unavailable"
+    assert "back-channel logout postponed" in caplog.text
+    first, second, _ = sessions
+    assert signed_in(first) and signed_in(second)
+    again = post(app.test_client(), token)
+    assert again.status_code == 200  # the provider's retry of the same token is no replay
+    assert not signed_in(first) and not signed_in(second)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from apps import (
@@ -17,18 +18,20 @@ from apps import (
     sign_in,
     tokens_of,
 )
-from conftest import MakeApp, RedisServer, Serve
+from conftest import MakeApp, RedisServer, Serve, require_tool
 from fake_provider import FakeProvider
 from flask import Flask, Request
 from flask.sessions import SessionMixin
 from redis import Redis
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
-from redis_topologies import RedisClusterDeployment
+from redis_topologies import RedisClusterDeployment, Servers, free_cluster_port, wait_until
 
 from flask_oidc_refresh import ConfigError
 from flask_oidc_refresh.sessions import SessionGuard
-from flask_oidc_refresh.store.redis import lock_key
+from flask_oidc_refresh.store import LockTimeout
+from flask_oidc_refresh.store import redis as redis_store
+from flask_oidc_refresh.store.redis import NotReplicated, RedisBackend, ReplicatedLock, lock_key
 from flask_oidc_refresh.testing import pass_renewal_deadline
 
 
@@ -199,3 +202,48 @@ def test_replicated_writes_need_one_master_not_a_cluster(
     with pytest.raises(ConfigError, match="OIDC_REDIS_MIN_REPLICAS"):
         make_app(SESSION_TYPE="redis", SESSION_REDIS=cluster, OIDC_REDIS_MIN_REPLICAS=1)
     cluster.close()
+
+
+@pytest.fixture
+def replicated(tmp_path: Path) -> Iterator[Redis]:
+    """A client of a Redis master that has one replica."""
+    servers = Servers(require_tool("redis-server"), tmp_path)
+    master_port, replica_port = free_cluster_port(), free_cluster_port()
+    master = servers.start(master_port, "--repl-diskless-sync-delay", "0")
+    replica = servers.start(replica_port, "--replicaof", "127.0.0.1", str(master_port))
+    wait_until(lambda: replica.info("replication")["master_link_status"] == "up", "the replica")
+    replica.close()
+    wait_until(lambda: bool(master.set("ready", 1)) and master.wait(1, 100) == 1, "its acks")
+    yield master
+    master.close()
+    servers.stop()
+
+
+def test_a_lock_is_taken_once_its_replica_has_it(replicated: Redis) -> None:
+    backend = RedisBackend(replicated, min_replicas=1)
+    with backend.lock("oidc-tokens:one", 1):
+        assert replicated.get(lock_key("oidc-tokens:one")) is not None
+        with pytest.raises(LockTimeout):
+            with backend.lock("oidc-tokens:one", 0.2):
+                pass
+
+
+def test_a_lock_whose_set_was_sent_twice_is_still_ours(replicated: Redis) -> None:
+    lock = ReplicatedLock(replicated, "{oidc-tokens:two}:lock", min_replicas=1, timeout=5)
+    replicated.set("{oidc-tokens:two}:lock", b"our-token")  # the first SET, whose answer was lost
+    assert lock.do_acquire(b"our-token")  # type: ignore[arg-type]
+    assert not lock.do_acquire(b"another-token")  # type: ignore[arg-type]
+
+
+def test_writes_that_no_replica_confirms_are_refused(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_store, "REPLICATED_WRITE_SECONDS", 0.3)
+    client = Redis.from_url(redis_server.url)  # a master without replicas
+    backend = RedisBackend(client, min_replicas=1)
+    with pytest.raises(NotReplicated):
+        backend.write("oidc-tokens:three", {"a": 1}, 60)
+    with pytest.raises(LockTimeout):
+        with backend.lock("oidc-tokens:three", 0.3):
+            pass
+    client.close()

@@ -15,6 +15,8 @@ from fake_provider import FakeProvider
 from flask import Flask
 from redis import Redis
 
+from flask_oidc_refresh.store import tracking
+
 Apps = Callable[..., Flask]
 
 
@@ -156,3 +158,32 @@ def test_tracking_comes_back_after_redis_restarts(
     assert client.get("/private").text == "hello alice"
     assert gets(redis) == before
     redis.close()
+
+
+def test_a_silent_tracking_connection_is_not_trusted(
+    redis_apps: Apps, redis: Redis, fake_provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tracking, "STALE_SECONDS", 0.3)
+    client = redis_apps().test_client()
+    sign_in(client, fake_provider)
+    assert client.get("/private").text == "hello alice"
+    before = gets(redis)
+    assert client.get("/private").text == "hello alice"
+    assert gets(redis) == before  # served from the copy
+    monkeypatch.setattr(tracking.TrackedReads, "_ping", lambda self: None)  # no more answers
+    time.sleep(0.5)
+    assert client.get("/private").text == "hello alice"
+    assert gets(redis) == before + 1  # not vouched for lately: read from Redis
+
+
+def test_a_key_that_is_not_text_does_not_stop_invalidations(
+    redis_apps: Apps, redis: Redis, fake_provider: FakeProvider
+) -> None:
+    client = redis_apps().test_client()
+    sign_in(client, fake_provider)
+    assert client.get("/private").text == "hello alice"
+    with redis.pipeline(transaction=False) as pipe:  # one push names both keys
+        pipe.set(b"session:\x00\xff", b"x")  # sorted first in the push
+        pipe.delete(f"session:{session_cookie(client)}")
+        pipe.execute()
+    assert client.get("/api/data", headers=SCRIPT).status_code == 401

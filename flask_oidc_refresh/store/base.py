@@ -16,6 +16,7 @@ from typing import Any
 
 from authlib.common.security import generate_token
 
+from ..errors import SessionStoreUnavailable
 from ..records import Tokens, from_stored
 from ..sealing import Sealer
 
@@ -32,8 +33,12 @@ LOCK_POLL_SECONDS = 0.005
 log = logging.getLogger(__name__)
 
 
-class LockTimeout(Exception):
-    """Another request held a lock for too long."""
+class LockTimeout(SessionStoreUnavailable):
+    """Another request held a lock for too long (a ``503`` where nothing else handles it)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__("The server is busy with this session. Please try again in a moment.")
+        self.key = key
 
 
 class Backend(ABC):
@@ -199,15 +204,23 @@ class SessionIndex:
     def first_use(self, issuer: str, jti: str, ttl: int) -> bool:
         """Mark the logout token ``jti`` of ``issuer`` used for ``ttl`` seconds; False when it
         was used before (a replay)."""
-        key = f"oidc-jti:{issuer}:{jti}"
+        key = _jti_key(issuer, jti)
         with self.backend.lock(key, INDEX_LOCK_SECONDS):
             if self._exists(key):
                 return False
             self.backend.write(key, 1, ttl)
             return True
 
+    def forget_use(self, issuer: str, jti: str) -> None:
+        """Unmark the logout token ``jti`` of ``issuer`` (its logout could not be carried out)."""
+        self.backend.delete(_jti_key(issuer, jti))
+
     def _exists(self, key: str) -> bool:
         return self.backend.read(key) is not None
+
+
+def _jti_key(issuer: str, jti: str) -> str:
+    return f"oidc-jti:{issuer}:{jti}"
 
 
 def _index_key(claim: str, value: str) -> str:

@@ -23,7 +23,13 @@ from typing import Any
 
 from flask import Flask
 from flask_session.base import ServerSideSession
-from redis.exceptions import ConnectionError, ReadOnlyError, RedisError, TimeoutError
+from redis.exceptions import (
+    ConnectionError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TimeoutError,
+)
 from redis.lock import Lock
 
 from ..config import ConfigError
@@ -38,8 +44,9 @@ REPLICA_WAIT_MS = 200
 #: How long a write keeps trying to reach ``min_replicas`` replicas (through a failover); below
 #: the 30 s after which gunicorn replaces a silent worker.
 REPLICATED_WRITE_SECONDS = 25.0
-#: The errors after which a write is tried again on a new connection (the master may have moved).
-_MOVED_MASTER = (ConnectionError, TimeoutError, ReadOnlyError)
+#: The errors after which a write is tried again on a new connection (the master may have
+#: moved); of the answers, only those that say so (see :func:`_moved_master`).
+_RETRIED = (ConnectionError, TimeoutError, ReadOnlyError, ResponseError)
 log = logging.getLogger(__name__)
 
 
@@ -147,7 +154,9 @@ class RedisBackend(Backend):
                 if pipe.execute()[-1] >= self.min_replicas:
                     return
                 problem: Exception = NotReplicated(f"fewer than {self.min_replicas} replicas")
-            except _MOVED_MASTER as exc:
+            except _RETRIED as exc:
+                if not _moved_master(exc):
+                    raise
                 problem = exc
             if time.monotonic() >= deadline:
                 raise NotReplicated(f"a write did not reach its replicas: {problem}")
@@ -169,18 +178,29 @@ class ReplicatedLock(Lock):
         try:
             pipe = self.redis.pipeline(transaction=False)
             pipe.set(self.name, token, nx=True, px=int((self.timeout or 0) * 1000))
+            pipe.get(self.name)  # ours also when a retried SET found our own first one
             pipe.wait(self.min_replicas, REPLICA_WAIT_MS)
-            taken, replicas = pipe.execute()
-        except _MOVED_MASTER as exc:
+            _, holder, replicas = pipe.execute()
+        except _RETRIED as exc:
+            if not _moved_master(exc):
+                raise
             log.warning("a lock is tried again: %s", exc)
             self.redis.connection_pool.disconnect(inuse_connections=False)
             return False
+        taken = holder in (token, token.encode() if isinstance(token, str) else token)
         if taken and replicas < self.min_replicas:  # a master about to be replaced
             with contextlib.suppress(RedisError):
                 self.do_release(token)
             self.redis.connection_pool.disconnect(inuse_connections=False)
             return False
-        return bool(taken)
+        return taken
+
+
+def _moved_master(exc: RedisError) -> bool:
+    """Whether ``exc`` says the master may have moved (the write is tried again elsewhere)."""
+    if isinstance(exc, ResponseError) and not isinstance(exc, ReadOnlyError):
+        return str(exc).startswith(("NOREPLICAS", "MASTERDOWN"))
+    return True
 
 
 def lock_key(key: str) -> str:

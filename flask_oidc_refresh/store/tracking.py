@@ -1,15 +1,17 @@
 """Sessions read from Redis kept in each process, and dropped the moment Redis says they changed:
 server-assisted client-side caching (``CLIENT TRACKING`` in broadcast mode, Redis 6 and later).
 
-A process holds one tracking connection of its own. Redis pushes on it the name of every
-session key that any client (on any host) writes, deletes or lets expire. Before a request is
-served from the cache, whatever Redis pushed so far is applied (one ``poll`` when nothing came).
-Redis sends an invalidation in the same pass as its answer to the write that caused it, so a
-logout answered on one host has reached every other host before the user's next request can.
+A process holds one tracking connection of its own, watched by a background thread. Redis pushes
+on it the name of every session key that any client (on any host) writes, deletes or lets
+expire. Before a request is served from the cache, whatever Redis pushed so far is applied (one
+``poll`` when nothing came). Redis sends an invalidation in the same pass as its answer to the
+write that caused it, so a logout answered on one host has reached every other host before the
+user's next request can.
 
-Whenever the tracking connection is down, the cache is emptied and reads go to Redis, so a lost
-invalidation can never leave a stale session behind; a ``PING`` every ``PING_SECONDS`` tells a
-silent connection from a live one.
+The copy is used only while the connection is known to be alive: the thread sends a ``PING``
+every ``PING_SECONDS``, and without an answer to one within ``STALE_SECONDS`` the copy is not
+used; on any error the connection is dropped, the copy emptied, and reads go to Redis until a
+new tracking connection is up.
 """
 
 from __future__ import annotations
@@ -21,13 +23,19 @@ import threading
 import time
 from typing import Any
 
-from redis.exceptions import RedisError
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError, ResponseError
+from redis.retry import Retry
 
-#: How often the tracking connection is checked with a ``PING``; no answer within as long, and
-#: it counts as lost.
-PING_SECONDS = 5.0
-#: How long a process waits before it tries a lost tracking connection again.
+#: How often the watcher thread checks the tracking connection with a ``PING``.
+PING_SECONDS = 0.5
+#: How long after the last answer the copy is still trusted.
+STALE_SECONDS = 2.0
+#: How long the watcher waits before it tries a lost tracking connection again.
 RECONNECT_SECONDS = 1.0
+#: How long without a read before the watcher closes the tracking connection and stops (the
+#: next read starts it again).
+IDLE_SECONDS = 30.0
 #: How many sessions' bytes a process keeps.
 CACHE_ENTRIES = 50_000
 log = logging.getLogger(__name__)
@@ -43,15 +51,18 @@ class TrackedReads:
         self._lock = threading.Lock()
         self._connection: Any = None
         self._poll: Any = None
-        self._pid = 0
+        self._socket: Any = None
+        self._pid = 0  # the process whose watcher runs (0: none)
+        self._used = 0.0
         self._epoch = 0  # counts invalidations: a read overtaken by one is not kept
-        self._retry_at = 0.0
-        self._ping_at = 0.0
+        self._answered = 0.0  # when the tracking connection last answered a PING
         self._ping_sent = 0.0
+        self._disabled = False
 
     def get(self, key: str) -> bytes | None:
         """The value at ``key``: from this process's copy while Redis has not changed it."""
         with self._lock:
+            self._used = time.monotonic()
             tracking = self._apply_invalidations()
             if tracking:
                 entry = self._entries.get(key)
@@ -81,69 +92,146 @@ class TrackedReads:
             self._epoch += 1
 
     def _apply_invalidations(self) -> bool:
-        """Apply what Redis pushed; False while there is no tracking connection (the cache is
-        then empty and unused)."""
-        if self._pid != os.getpid():  # a forked worker: its parent's connection is not its own
+        """Apply what Redis pushed; False when the copy cannot be trusted now (it is then
+        unused, and emptied if the connection is gone). Called with the lock held."""
+        if self._pid != os.getpid():  # a new process (forked), or no watcher: start afresh
             self._pid = os.getpid()
-            self._connection = self._poll = None
-            self._entries.clear()
-            self._epoch += 1
-        if self._connection is None and not self._connect():
+            self._drop()
+            self._disabled = False
+            connection = self._connect()  # here, once: the watcher takes over from now on
+            if connection is not None:
+                self._adopt(connection)
+            threading.Thread(target=self._watch, args=(self._pid,), daemon=True).start()
+        if self._connection is None:
             return False
         try:
-            if self._poll.poll(0):
-                while self._connection.can_read(timeout=0):
-                    if self._connection.read_response(push_request=True) == b"PONG":
-                        self._ping_sent = 0.0
-            now = time.monotonic()
-            if self._ping_sent and now - self._ping_sent > PING_SECONDS:
-                raise ConnectionError("no answer to PING")
-            if not self._ping_sent and now >= self._ping_at:
-                self._connection.send_command("PING")
-                self._ping_sent, self._ping_at = now, now + PING_SECONDS
-        except (RedisError, OSError) as exc:
+            self._drain()
+        except BaseException as exc:
             self._lose(exc)
+            if not isinstance(exc, Exception):
+                raise
             return False
-        return True
+        return time.monotonic() - self._answered < STALE_SECONDS
 
-    def _connect(self) -> bool:
-        if time.monotonic() < self._retry_at:
-            return False
+    def _drain(self) -> None:
+        connection = self._connection
+        if connection._sock is not self._socket:  # redis-py reconnected it: tracking is off
+            raise ConnectionError("the tracking connection was replaced")
+        master = getattr(self.client.connection_pool, "master_address", None)
+        if master and tuple(master) != (connection.host, connection.port):
+            raise ConnectionError("Sentinel names another master")
+        if self._poll.poll(0):
+            while connection.can_read(timeout=0):
+                if connection.read_response(push_request=True) == b"PONG":
+                    self._answered, self._ping_sent = time.monotonic(), 0.0
+
+    def _watch(self, pid: int) -> None:
+        """The process's watcher: connects, pings, and applies pushes between requests (so
+        that Redis never has to hold them for an idle process)."""
+        watched, waiting = None, select.poll()  # its own poll: requests use the other
+        while True:
+            with self._lock:
+                if self._pid != pid or self._disabled:
+                    return
+                if time.monotonic() - self._used > IDLE_SECONDS:
+                    self._retire()
+                    return
+                if self._connection is not None:
+                    try:
+                        self._drain()
+                        self._ping()
+                    except BaseException as exc:
+                        self._lose(exc)
+            if self._connection is None:
+                connection = self._connect()
+                with self._lock:
+                    if connection is not None and self._pid == pid:
+                        self._adopt(connection)
+                        continue
+                if connection is not None:
+                    connection.disconnect()
+                time.sleep(RECONNECT_SECONDS)
+                continue
+            if self._socket is not watched:
+                watched, waiting = self._socket, select.poll()
+                if watched is not None:
+                    waiting.register(watched, select.POLLIN)
+            waiting.poll(PING_SECONDS * 1000)
+
+    def _ping(self) -> None:
+        now = time.monotonic()
+        if self._ping_sent and now - self._ping_sent > STALE_SECONDS:
+            raise ConnectionError("no answer to PING")
+        if not self._ping_sent and now - self._answered >= PING_SECONDS:
+            self._connection.send_command("PING")
+            self._ping_sent = now
+
+    def _connect(self) -> Any:
+        """A new tracking connection (no retries, short timeouts), or None."""
         pool = self.client.connection_pool
-        connection = pool.connection_class(**{**pool.connection_kwargs, "protocol": 3})
+        options = {
+            **pool.connection_kwargs,
+            "protocol": 3,
+            "retry": Retry(NoBackoff(), 0),
+            "socket_timeout": STALE_SECONDS,
+            "socket_connect_timeout": STALE_SECONDS,
+        }
+        connection = pool.connection_class(**options)
         try:
             connection.connect()
-            connection._parser.set_invalidation_push_handler(self._invalidated)
+            parser = connection._parser
+            if not hasattr(parser, "set_invalidation_push_handler"):
+                raise ResponseError("this redis-py parser cannot handle invalidation pushes")
+            parser.set_invalidation_push_handler(self._invalidated)
             connection.send_command("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", self.prefix)
-            if connection.read_response() != b"OK":
-                raise RedisError("CLIENT TRACKING was refused")
+            connection.read_response()
+        except ResponseError as exc:  # refused, and it will be again: no client cache
+            connection.disconnect()
+            self._disabled = True
+            log.warning("session reads go to Redis: client tracking is unavailable (%s)", exc)
+            return None
         except (RedisError, OSError) as exc:
             connection.disconnect()
-            self._retry_at = time.monotonic() + RECONNECT_SECONDS
             log.warning("session reads go to Redis: no tracking connection (%s)", exc)
-            return False
-        self._connection = connection
-        self._poll = select.poll()
-        self._poll.register(connection._sock, select.POLLIN)
-        self._ping_sent, self._ping_at = 0.0, time.monotonic() + PING_SECONDS
-        return True
+            return None
+        return connection
 
-    def _lose(self, exc: Exception) -> None:
+    def _adopt(self, connection: Any) -> None:
+        self._drop()
+        self._connection, self._socket = connection, connection._sock
+        self._poll = select.poll()
+        self._poll.register(self._socket, select.POLLIN)
+        self._answered, self._ping_sent = time.monotonic(), 0.0
+
+    def _retire(self) -> None:
+        """Stop watching, unused for a while: the tracking connection is closed."""
+        connection = self._connection
+        self._drop()
+        self._pid = 0
+        if connection is not None:
+            connection.disconnect()
+
+    def _lose(self, exc: BaseException) -> None:
         """Forget the tracking connection and everything it vouched for."""
-        log.warning("lost the session tracking connection; reads go to Redis: %s", exc)
-        if self._connection is not None:
-            self._connection.disconnect()
-        self._connection = self._poll = None
+        log.warning("lost the session tracking connection; reads go to Redis: %r", exc)
+        connection = self._connection
+        self._drop()
+        if connection is not None:
+            connection.disconnect()
+
+    def _drop(self) -> None:
+        self._connection = self._poll = self._socket = None
         self._entries.clear()
         self._epoch += 1
-        self._retry_at = time.monotonic() + RECONNECT_SECONDS
 
     def _invalidated(self, message: list[Any]) -> None:
         """Redis's push: ``["invalidate", keys]``, or no keys for a flush."""
+        self._epoch += 1
         keys = message[1]
         if keys is None:
             self._entries.clear()
-        else:
-            for key in keys:
-                self._entries.pop(key.decode() if isinstance(key, bytes) else key, None)
-        self._epoch += 1
+            return
+        for key in keys:
+            if isinstance(key, bytes):
+                key = key.decode(errors="surrogateescape")
+            self._entries.pop(key, None)
