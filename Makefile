@@ -36,6 +36,7 @@ test: lint
 	$(BIN)/pytest
 
 bench: setup
+	@command -v wrk >/dev/null || echo "(wrk is not installed: the HTTP figures come from a Python load generator; apt install wrk)"
 	$(BIN)/python bench/bench.py
 
 docs: setup

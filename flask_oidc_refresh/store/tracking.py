@@ -58,6 +58,7 @@ class TrackedReads:
         self._answered = 0.0  # when the tracking connection last answered a PING
         self._ping_sent = 0.0
         self._disabled = False
+        self._outage = False  # a failed connection has been reported
 
     def get(self, key: str) -> bytes | None:
         """The value at ``key``: from this process's copy while Redis has not changed it."""
@@ -192,11 +193,16 @@ class TrackedReads:
             return None
         except (RedisError, OSError) as exc:
             connection.disconnect()
-            log.warning("session reads go to Redis: no tracking connection (%s)", exc)
+            if not self._outage:  # once per outage, not once per try
+                log.warning("session reads go to Redis: no tracking connection (%s)", exc)
+            self._outage = True
             return None
         return connection
 
     def _adopt(self, connection: Any) -> None:
+        if self._outage:
+            log.info("the session tracking connection is back")
+            self._outage = False
         self._drop()
         self._connection, self._socket = connection, connection._sock
         self._poll = select.poll()
