@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -15,7 +16,9 @@ DEFAULTS: dict[str, Any] = {
     "OIDC_ISSUER": None,
     "OIDC_CLIENT_ID": None,
     "OIDC_CLIENT_SECRET": None,
-    "OIDC_CLIENT_AUTH_METHOD": "client_secret_basic",
+    "OIDC_CLIENT_AUTH_METHOD": None,
+    "OIDC_CLIENT_PRIVATE_KEY": None,
+    "OIDC_CLIENT_PRIVATE_KEY_ID": None,
     "OIDC_SCOPES": ["openid", "email", "profile"],
     "OIDC_URL_PREFIX": "/oidc",
     "OIDC_REDIRECT_URI": None,
@@ -49,7 +52,9 @@ DEFAULTS: dict[str, Any] = {
     "OIDC_REDIS_MIN_REPLICAS": 0,
 }
 
-CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+CLIENT_AUTH_METHODS = (
+    "client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none",
+)  # fmt: skip
 #: Asymmetric signature algorithms accepted when the provider advertises none we know.
 ASYMMETRIC_ALGORITHMS = (
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
@@ -91,6 +96,8 @@ class Options(TypedDict, total=False):
     authorization_endpoint: str
     client_auth_method: str
     client_id: str
+    client_private_key: str | Mapping[str, Any]
+    client_private_key_id: str
     client_secret: str
     clock_skew_seconds: int
     discovery_cache_seconds: int
@@ -133,6 +140,56 @@ def config_keys(options: Mapping[str, Any]) -> dict[str, Any]:
     return keys
 
 
+#: Settings of other OpenID Connect libraries (mozilla-django-oidc, flask-oidc), with ours.
+FOREIGN_KEYS = {
+    "OIDC_RP_CLIENT_ID": "OIDC_CLIENT_ID",
+    "OIDC_RP_CLIENT_SECRET": "OIDC_CLIENT_SECRET",
+    "OIDC_RP_SCOPES": "OIDC_SCOPES",
+    "OIDC_RP_SIGN_ALGO": "OIDC_ID_TOKEN_ALGORITHMS",
+    "OIDC_RP_IDP_SIGN_KEY": "OIDC_JWKS_URI",
+    "OIDC_OP_AUTHORIZATION_ENDPOINT": "OIDC_AUTHORIZATION_ENDPOINT",
+    "OIDC_OP_TOKEN_ENDPOINT": "OIDC_TOKEN_ENDPOINT",
+    "OIDC_OP_USER_ENDPOINT": "OIDC_USERINFO_ENDPOINT",
+    "OIDC_OP_JWKS_ENDPOINT": "OIDC_JWKS_URI",
+    "OIDC_OP_LOGOUT_ENDPOINT": "OIDC_END_SESSION_ENDPOINT",
+    "OIDC_OP_LOGOUT_URL_METHOD": "OIDC_END_SESSION_ENDPOINT",
+    "OIDC_AUTHENTICATION_CALLBACK_URL": "OIDC_REDIRECT_URI",
+    "OIDC_CALLBACK_ROUTE": "OIDC_URL_PREFIX",
+    "OIDC_TIMEOUT": "OIDC_HTTP_TIMEOUT_SECONDS",
+    "OIDC_USER_INFO_ENABLED": "OIDC_FETCH_USERINFO",
+    "OIDC_TOKEN_USE_BASIC_AUTH": "OIDC_CLIENT_AUTH_METHOD",
+    "OIDC_INTROSPECTION_AUTH_METHOD": "OIDC_CLIENT_AUTH_METHOD",
+    "OIDC_ISSUER_URL": "OIDC_ISSUER",
+    "OIDC_SERVER_METADATA_URL": "OIDC_ISSUER",
+}
+#: Settings of other libraries that need nothing here, and why.
+NEEDLESS_KEYS = {
+    "OIDC_USE_NONCE": "a nonce is always sent and checked",
+    "OIDC_USE_PKCE": "PKCE (S256) is always used",
+    "OIDC_STORE_ACCESS_TOKEN": "tokens are always kept server-side (oidc.access_token)",
+    "OIDC_STORE_ID_TOKEN": "tokens are always kept server-side",
+    "OIDC_CLIENT_SECRETS": "set OIDC_ISSUER, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET instead",
+    "OIDC_CREATE_USER": "create users in an @oidc.on_login handler",
+    "OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS_SKEW": "see OIDC_CLOCK_SKEW_SECONDS",
+}
+
+
+def unknown_key_messages(config: Mapping[str, Any]) -> list[str]:
+    """What to say of each ``OIDC_*`` key in ``config`` that the extension does not read: the
+    key it probably means, or why nothing is needed."""
+    messages = []
+    for key in sorted(k for k in config if k.startswith("OIDC_") and k not in DEFAULTS):
+        if key in NEEDLESS_KEYS:
+            messages.append(f"{key} is not a Flask-OIDC-Refresh setting: {NEEDLESS_KEYS[key]}.")
+            continue
+        ours = FOREIGN_KEYS.get(key) or next(
+            iter(difflib.get_close_matches(key, DEFAULTS, n=1, cutoff=0.75)), None
+        )
+        hint = f"; did you mean {ours}?" if ours else " and is ignored."
+        messages.append(f"{key} is not a Flask-OIDC-Refresh setting{hint}")
+    return messages
+
+
 class ConfigError(RuntimeError):
     """A missing or invalid ``OIDC_*`` setting; the message names the key."""
 
@@ -146,8 +203,10 @@ class Settings:
 
     issuer: str
     client_id: str
-    client_secret: str
-    client_auth_method: str
+    client_secret: str | None
+    client_auth_method: str | None
+    client_private_key: str | Mapping[str, Any] | None
+    client_private_key_id: str | None
     scopes: tuple[str, ...]
     url_prefix: str
     redirect_uri: str | None
@@ -200,12 +259,28 @@ class Settings:
             raise ConfigError(
                 "OIDC_CLIENT_ID is not set: the client id registered at the provider."
             )
-        client_secret = _optional_str(config, "OIDC_CLIENT_SECRET")
-        if not client_secret:
-            raise ConfigError("OIDC_CLIENT_SECRET is not set: the client secret from the provider.")
-        auth_method = _str(config, "OIDC_CLIENT_AUTH_METHOD")
-        if auth_method not in CLIENT_AUTH_METHODS:
+        client_secret = _optional_str(config, "OIDC_CLIENT_SECRET") or None
+        auth_method = _optional_str(config, "OIDC_CLIENT_AUTH_METHOD") or None
+        if auth_method is not None and auth_method not in CLIENT_AUTH_METHODS:
             raise ConfigError(f"OIDC_CLIENT_AUTH_METHOD must be one of {CLIENT_AUTH_METHODS}.")
+        private_key = config.get("OIDC_CLIENT_PRIVATE_KEY") or None
+        if private_key is not None and not isinstance(private_key, (str, Mapping)):
+            raise ConfigError("OIDC_CLIENT_PRIVATE_KEY must be PEM text, a JWK or a file path.")
+        if auth_method == "private_key_jwt" and private_key is None:
+            raise ConfigError(
+                "OIDC_CLIENT_PRIVATE_KEY is not set: private_key_jwt signs with the app's key."
+            )
+        needs_secret = auth_method in (
+            "client_secret_basic",
+            "client_secret_post",
+            "client_secret_jwt",
+        )
+        if not client_secret and (needs_secret or (auth_method is None and private_key is None)):
+            raise ConfigError(
+                "OIDC_CLIENT_SECRET is not set: the client secret from the provider (or set "
+                "OIDC_CLIENT_PRIVATE_KEY for private_key_jwt, or OIDC_CLIENT_AUTH_METHOD = "
+                "'none' for a public client)."
+            )
         scopes = _list(config, "OIDC_SCOPES")
         if "openid" not in scopes:
             raise ConfigError("OIDC_SCOPES must include 'openid'.")
@@ -225,6 +300,8 @@ class Settings:
             client_id=client_id,
             client_secret=client_secret,
             client_auth_method=auth_method,
+            client_private_key=private_key,
+            client_private_key_id=_optional_str(config, "OIDC_CLIENT_PRIVATE_KEY_ID") or None,
             scopes=tuple(scopes),
             url_prefix=prefix,
             redirect_uri=_optional_str(config, "OIDC_REDIRECT_URI"),

@@ -12,7 +12,7 @@ from flask import Blueprint, Flask, Response, current_app, redirect, request, se
 from markupsafe import Markup
 
 from . import clock, signin
-from .config import DEFAULTS, ConfigError, Options, Settings, config_keys
+from .config import DEFAULTS, ConfigError, Options, Settings, config_keys, unknown_key_messages
 from .errors import LoginRequired, ProviderUnavailable
 from .exemptions import Exemptions
 from .navigation import is_script_request
@@ -53,6 +53,8 @@ class OIDC:
         for key, default in DEFAULTS.items():
             app.config.setdefault(key, default)
         app.config.update(self._options)
+        for message in unknown_key_messages(app.config):
+            log.warning(message)
         settings = Settings.from_config(app.config)
         app.config.update(settings.as_config())
         if not app.secret_key:

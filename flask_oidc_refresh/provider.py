@@ -13,6 +13,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import GuestProtocol, Key, KeyParameters, KeySet, OctKey
 
 from . import clock
+from .client_auth import ClientAuth
 from .config import ASYMMETRIC_ALGORITHMS, ENDPOINT_KEYS, REQUIRED_ENDPOINTS, Settings, check_url
 from .outbound import CachedFetch, session_with_deadline
 from .tokens import validate_id_token, validate_logout_token
@@ -45,6 +46,7 @@ class Provider:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.client_auth = ClientAuth(settings)
         self.http = session_with_deadline(requests.Session(), settings.http_timeout_seconds)
         self._metadata = CachedFetch(self._load_metadata, settings.discovery_cache_seconds)
         self._keys = CachedFetch(self._load_keys, max_age=None)
@@ -53,11 +55,11 @@ class Provider:
     def client(self) -> OAuth2Session:
         """An Authlib OAuth 2 client for this app: client authentication, PKCE S256, timeouts."""
         settings = self.settings
-        client = OAuth2Session(
-            settings.client_id,
-            settings.client_secret,
-            token_endpoint_auth_method=settings.client_auth_method,
-            revocation_endpoint_auth_method=settings.client_auth_method,
+        metadata = self.metadata
+        method = self.client_auth.method(metadata.get("token_endpoint_auth_methods_supported"))
+        client = self.client_auth.session(
+            method,
+            metadata["token_endpoint"],
             scope=" ".join(settings.scopes),
             code_challenge_method="S256",
             default_timeout=settings.http_timeout_seconds,

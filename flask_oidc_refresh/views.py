@@ -39,7 +39,19 @@ def make_blueprint(url_prefix: str) -> Blueprint:
     bp.add_url_rule("/refresh", view_func=refresh, methods=["GET"])
     bp.add_url_rule("/refresh/done", view_func=refresh_done, methods=["GET"])
     bp.add_url_rule("/backchannel-logout", view_func=backchannel_logout, methods=["POST"])
+    bp.add_url_rule("/jwks", view_func=jwks, methods=["GET"])
     return bp
+
+
+def jwks() -> Response:
+    """``GET /jwks``: the public key the app signs its client assertions with
+    (``private_key_jwt``), for providers that fetch it; 404 when it has none."""
+    keys = relying_party().provider.client_auth.public_jwks()
+    if keys is None:
+        return _logout_answer(404, "not_found", "this app has no signing key")
+    response = make_response(keys)
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response
 
 
 def login() -> Response:

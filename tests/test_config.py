@@ -26,7 +26,7 @@ def settings(**config: Any) -> Settings:
 
 def test_settings_left_unset_take_their_defaults() -> None:
     s = settings()
-    assert s.client_auth_method == "client_secret_basic"
+    assert s.client_auth_method is None  # chosen from what the provider offers
     assert s.scopes == ("openid", "email", "profile")
     assert s.url_prefix == "/oidc"
     assert s.max_states == 5
@@ -53,7 +53,7 @@ def test_init_app_sets_every_default_in_app_config(tmp_path: Path) -> None:
         ("OIDC_ISSUER", None),
         ("OIDC_CLIENT_ID", ""),
         ("OIDC_CLIENT_SECRET", None),
-        ("OIDC_CLIENT_AUTH_METHOD", "private_key_jwt"),
+        ("OIDC_CLIENT_AUTH_METHOD", "tls_client_auth"),
         ("OIDC_SCOPES", ["email"]),
         ("OIDC_URL_PREFIX", "oidc"),
         ("OIDC_MAX_STATES", 0),
@@ -171,3 +171,31 @@ def test_use_without_init_app_says_so(tmp_path: Path) -> None:
         pytest.raises(RuntimeError, match="forget to call oidc.init_app"),
     ):
         _ = OIDC().user
+
+
+@pytest.mark.parametrize(
+    ("key", "said"),
+    [
+        ("OIDC_RP_CLIENT_ID", "did you mean OIDC_CLIENT_ID?"),  # mozilla-django-oidc's name
+        ("OIDC_OP_USER_ENDPOINT", "did you mean OIDC_USERINFO_ENDPOINT?"),
+        ("OIDC_CLIENT_SCRET", "did you mean OIDC_CLIENT_SECRET?"),  # a typo
+        ("OIDC_USE_NONCE", "a nonce is always sent and checked"),
+        ("OIDC_SOMETHING_ELSE", "is ignored"),
+    ],
+)
+def test_an_unknown_setting_is_a_warning_naming_the_likely_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, key: str, said: str
+) -> None:
+    app = Flask(__name__, instance_path=str(tmp_path))
+    app.config.update({**BASE, key: "x"})
+    OIDC(app)
+    [warning] = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.getMessage().startswith(f"{key} is not a Flask-OIDC-Refresh setting")
+    assert said in warning.getMessage()
+
+
+def test_known_settings_raise_no_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    app = Flask(__name__, instance_path=str(tmp_path))
+    app.config.update({**BASE, **DEFAULTS, **{k: v for k, v in BASE.items()}})
+    OIDC(app)
+    assert [r for r in caplog.records if r.levelname == "WARNING"] == []

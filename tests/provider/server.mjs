@@ -32,6 +32,8 @@ const ISSUER = env('OP_ISSUER', '') || `http://${HOST}:${PORT}`;
 const CLIENT_ID = env('OP_CLIENT_ID', 'example-app');
 const CLIENT_SECRET = env('OP_CLIENT_SECRET', 'example-secret');
 const CLIENT_AUTH_METHOD = env('OP_CLIENT_AUTH_METHOD', 'client_secret_basic');
+// Where the provider fetches the client's public keys (private_key_jwt).
+const CLIENT_JWKS_URI = env('OP_CLIENT_JWKS_URI', '');
 const REDIRECT_URIS = envList(
   'OP_REDIRECT_URIS',
   'http://127.0.0.1:5000/oidc/callback,http://localhost:5000/oidc/callback',
@@ -75,7 +77,9 @@ const errorDetails = (err) => ({
 
 const client = {
   client_id: CLIENT_ID,
-  client_secret: CLIENT_SECRET,
+  // a public client (none) has no secret; private_key_jwt signs with the client's own key
+  ...(['none', 'private_key_jwt'].includes(CLIENT_AUTH_METHOD) ? {} : { client_secret: CLIENT_SECRET }),
+  ...(CLIENT_JWKS_URI ? { jwks_uri: CLIENT_JWKS_URI } : {}),
   token_endpoint_auth_method: CLIENT_AUTH_METHOD,
   grant_types: ['authorization_code', 'refresh_token'],
   response_types: ['code'],
