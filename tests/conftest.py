@@ -183,15 +183,18 @@ def example_app(
 ) -> Callable[..., Served]:
     """Start the real provider and example_app.py (in a thread) wired to it.
 
-    ``OP_*`` keywords configure the provider, ``OIDC_*`` ones the app.
+    ``OP_*`` keywords configure the provider, ``OIDC_*`` ones the app; the provider knows the
+    app's ``/oidc/jwks`` as the client's key set.
     """
 
     def start(**env: str) -> Served:
         port = free_port()
-        provider = start_provider([port], **{k: v for k, v in env.items() if k.startswith("OP_")})
+        provider_env = {k: v for k, v in env.items() if k.startswith("OP_")}
+        provider_env.setdefault("OP_CLIENT_JWKS_URI", f"http://127.0.0.1:{port}/oidc/jwks")
+        provider = start_provider([port], **provider_env)
         monkeypatch.setenv("OIDC_ISSUER", provider.issuer)
         monkeypatch.setenv("OIDC_CLIENT_ID", CLIENT_ID)
-        monkeypatch.setenv("OIDC_CLIENT_SECRET", CLIENT_SECRET)
+        monkeypatch.setenv("OIDC_CLIENT_SECRET", env.get("OP_CLIENT_SECRET", CLIENT_SECRET))
         monkeypatch.setenv("SESSION_FILE_DIR", str(tmp_path / f"sessions-{port}"))
         for key, value in env.items():
             if key.startswith("OIDC_"):

@@ -4,13 +4,14 @@ half fetched by the provider from ``/oidc/jwks``), or none (a public client with
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import requests
-from conftest import CLIENT_ID, CLIENT_SECRET, DevProvider, Serve, Served, free_port
+from conftest import Served
 from joserfc import jws
 from joserfc.jwk import ECKey, KeySet, RSAKey
 from provider_forms import sign_in
@@ -25,33 +26,10 @@ StartApp = Callable[..., Served]
 
 
 @pytest.fixture
-def start_app(
-    start_provider: Callable[..., DevProvider],
-    serve: Serve,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> StartApp:
-    """The example app and the development provider, both set up for one client
-    authentication method (``OP_*`` keywords for the provider, ``OIDC_*`` for the app)."""
-
-    def start(**env: str) -> Served:
-        port = free_port()
-        provider_env = {k: v for k, v in env.items() if k.startswith("OP_")}
-        provider_env.setdefault("OP_CLIENT_JWKS_URI", f"http://127.0.0.1:{port}/oidc/jwks")
-        provider = start_provider([port], OP_ROTATE_REFRESH_TOKENS="1", **provider_env)
-        monkeypatch.setenv("OIDC_ISSUER", provider.issuer)
-        monkeypatch.setenv("OIDC_CLIENT_ID", CLIENT_ID)
-        monkeypatch.setenv("OIDC_CLIENT_SECRET", env.get("OP_CLIENT_SECRET", CLIENT_SECRET))
-        monkeypatch.setenv("SESSION_FILE_DIR", str(tmp_path / f"sessions-{port}"))
-        for key, value in env.items():
-            if key.startswith("OIDC_"):
-                monkeypatch.setenv(key, value)
-        import example_app
-
-        app = example_app.create_app()
-        return Served(app, serve(app, port), provider)
-
-    return start
+def start_app(example_app: Callable[..., Served]) -> StartApp:
+    """The example app and the development provider (rotating refresh tokens), both set up
+    for one client authentication method."""
+    return functools.partial(example_app, OP_ROTATE_REFRESH_TOKENS="1")
 
 
 def private_key_file(tmp_path: Path, key: RSAKey | ECKey) -> str:
