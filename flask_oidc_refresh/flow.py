@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import logging
+from collections.abc import Mapping
 from dataclasses import astuple, dataclass
 from typing import Any
 
@@ -73,8 +74,11 @@ def _key_id(secret: str | bytes) -> str:
     return hashlib.sha256(b"flask-oidc-refresh key id " + material).hexdigest()[:8]
 
 
-def start(party: RelyingParty, next_url: str, *, silent: bool) -> Response:
-    """Redirect to the provider for a new authorization (``silent``: with ``prompt=none``)."""
+def start(
+    party: RelyingParty, next_url: str, *, silent: bool, hints: Mapping[str, str] | None = None
+) -> Response:
+    """Redirect to the provider for a new authorization (``silent``: with ``prompt=none``;
+    ``hints``: ``id_token_hint`` and ``login_hint`` of the sign-in being renewed)."""
     settings = party.settings
     next_url = safe_next(next_url, settings.login_redirect_url)
     if len(next_url) > MAX_NEXT_LENGTH:
@@ -87,7 +91,7 @@ def start(party: RelyingParty, next_url: str, *, silent: bool) -> Response:
         expires=clock.now() + settings.state_lifetime_seconds,
         key_id=_key_id(secret_keys()[0]),  # init_app made sure there is one
     )
-    url = authorization_url(party, pending)
+    url = authorization_url(party, pending, hints or {})
     waiting = _waiting(party)
     waiting.append(pending)
     del waiting[: -settings.max_states]
@@ -114,10 +118,12 @@ def redirect_uri(party: RelyingParty) -> str:
     return party.settings.redirect_uri or url_for("oidc.callback", _external=True)
 
 
-def authorization_url(party: RelyingParty, pending: PendingAuthorization) -> str:
+def authorization_url(
+    party: RelyingParty, pending: PendingAuthorization, hints: Mapping[str, str]
+) -> str:
     """The provider URL that starts ``pending``: code flow, PKCE S256, state and nonce."""
     provider = party.provider
-    extra = {"prompt": "none"} if pending.silent else {}
+    extra = {"prompt": "none", **hints} if pending.silent else {}
     with provider.client() as client:
         url, _ = client.create_authorization_url(
             provider.metadata["authorization_endpoint"],

@@ -77,7 +77,22 @@ def start_silent_renewal(party: RelyingParty, next_url: str) -> Response:
     if sign_in.silent_attempt_for == sign_in.renew_at:
         return flow.start(party, next_url, silent=False)
     signin.mark_silent_attempt(session, sign_in)
-    return flow.start(party, next_url, silent=True)
+    return flow.start(party, next_url, silent=True, hints=_hints(party, sign_in))
+
+
+def _hints(party: RelyingParty, sign_in: SignIn) -> dict[str, str]:
+    """Who is being renewed, for a provider with several accounts signed in: the last ID token
+    (``id_token_hint``) and the user's login name (``login_hint``) when the claims have one."""
+    hints = {}
+    tokens = signin.load_tokens(party.token_store, sign_in)
+    if tokens is not None:
+        hints["id_token_hint"] = tokens.id_token
+    for claim in ("login_hint", "email", "preferred_username"):
+        value = sign_in.claims.get(claim)
+        if isinstance(value, str) and value:
+            hints["login_hint"] = value
+            break
+    return hints
 
 
 def complete_silent_renewal(

@@ -144,7 +144,7 @@ class _Attempt:
 
     def _end(self, tokens: Tokens, reason: str) -> Outcome:
         """The provider has ended the sign-in: end it here, for every request."""
-        log.info("the provider ended the sign-in (%s); signed out", reason)
+        log.warning("the provider ended the sign-in (%s); signed out", reason)
         signin.end(self.session, self.store)
         signals.send(
             signals.session_renewal_failed, claims=tokens.claims, reason=reason, ended=True
@@ -153,7 +153,7 @@ class _Attempt:
 
     def _fall_back_to_browser(self, tokens: Tokens, reason: str) -> Outcome:
         """The refresh token was refused or gave a bad ID token: drop it, the browser renews."""
-        log.info("renewal with the refresh token refused (%s); the browser will renew", reason)
+        log.warning("renewal with the refresh token refused (%s); the browser will renew", reason)
         self._failed(tokens, tokens.replace(refresh_token=None), reason)
         return Outcome.BROWSER
 

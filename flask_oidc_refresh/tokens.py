@@ -3,6 +3,7 @@ Logout 1.0): pure protocol, no Flask globals."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -15,6 +16,9 @@ from joserfc.jws import JWSRegistry
 from joserfc.jwt import JWTClaimsRegistry
 
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+
+
+log = logging.getLogger(__name__)
 
 
 class TokenError(Exception):
@@ -134,15 +138,24 @@ def check_renewed_id_token(
     previous: Mapping[str, Any], renewed: Mapping[str, Any], *, refreshed: bool = False
 ) -> None:
     """A renewed ID token must be about the same user, from the same issuer, for the same client
-    (Core 12.2); one from a refresh also keeps the time of the original authentication."""
+    (Core 12.2): a change of ``iss``, ``sub`` or ``aud`` is :class:`WrongIdentity`, of ``azp`` a
+    :class:`TokenError`. One from a refresh should keep the time of the original authentication,
+    but providers that put the user's latest sign-in there (django-oauth-toolkit) are common: a
+    changed ``auth_time`` is logged, not refused."""
     for claim in ("iss", "sub"):
         if previous.get(claim) != renewed.get(claim):
             raise WrongIdentity(f"renewed ID token changed {claim}")
-    for claim in ("azp", "auth_time") if refreshed else ("azp",):
-        if claim in renewed and previous.get(claim) != renewed.get(claim):
-            raise TokenError(f"renewed ID token changed {claim}")
     if _audiences(previous) != _audiences(renewed):
-        raise TokenError("renewed ID token changed aud")
+        raise WrongIdentity("renewed ID token changed aud")
+    if "azp" in renewed and previous.get("azp") != renewed.get("azp"):
+        raise TokenError("renewed ID token changed azp")
+    if refreshed and "auth_time" in renewed and previous.get("auth_time") != renewed["auth_time"]:
+        log.warning(
+            "a refreshed ID token changed auth_time (%s to %s): accepted, the user signed in "
+            "again at the provider",
+            previous.get("auth_time"),
+            renewed["auth_time"],
+        )
 
 
 def _audiences(claims: Mapping[str, Any]) -> set[str]:

@@ -20,6 +20,7 @@ from apps import (
     tokens_of,
 )
 from conftest import ON_EVERY_STORE, Clock, MakeApp, Serve
+from fake_provider import CLIENT_ID as FAKE_CLIENT_ID
 from fake_provider import FakeProvider
 from flask import Flask
 from flask.testing import FlaskClient
@@ -292,15 +293,35 @@ def test_a_rotated_refresh_token_is_kept_when_checking_the_new_id_token_fails(
     assert refreshing.refresh_requests() == 2 and refreshing.refresh_tokens  # no reuse
 
 
-@pytest.mark.parametrize(
-    "claims", [{"auth_time": 12345}, {"azp": "other-client"}], ids=["auth_time", "azp"]
-)
-def test_a_refreshed_id_token_must_keep_the_original_authentication(
-    client: FlaskClient, refreshing: FakeProvider, claims: dict[str, Any]
+def test_a_refreshed_id_token_with_a_later_auth_time_is_accepted_with_a_warning(
+    client: FlaskClient, refreshing: FakeProvider, caplog: pytest.LogCaptureFixture
 ) -> None:
     refreshing.claims = {"auth_time": 1000}
     sign_in(client, refreshing)
     pass_renewal_deadline(client)
-    refreshing.claims = {"auth_time": 1000, **claims}
+    refreshing.claims = {"auth_time": 5000}  # the user signed in on another device meanwhile
+    assert client.get("/private", headers=NAVIGATION).text == "hello alice"
+    assert tokens_of(client).refresh_token in refreshing.refresh_tokens  # kept, still usable
+    assert "changed auth_time (1000 to 5000)" in caplog.text
+
+
+def test_a_refreshed_id_token_for_another_party_drops_the_refresh_token(
+    client: FlaskClient, refreshing: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    sign_in(client, refreshing)
+    pass_renewal_deadline(client)
+    refreshing.claims = {"azp": "other-client"}
     assert prompt(client.get("/private", headers=NAVIGATION)) == "none"
     assert tokens_of(client).refresh_token is None
+    [refused] = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert refused.levelname == "WARNING" and "azp" in refused.getMessage()
+
+
+def test_a_refreshed_id_token_for_another_audience_ends_the_sign_in(
+    client: FlaskClient, refreshing: FakeProvider
+) -> None:
+    sign_in(client, refreshing)
+    pass_renewal_deadline(client)
+    refreshing.claims = {"aud": [FAKE_CLIENT_ID, "another-client"], "azp": FAKE_CLIENT_ID}
+    client.get("/private", headers=NAVIGATION)
+    assert client.get("/api/data", headers=SCRIPT).status_code == 401

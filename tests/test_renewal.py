@@ -15,6 +15,7 @@ from apps import (
     recorded,
     renewal_deadline,
     sign_in,
+    tokens_of,
 )
 from conftest import ON_EVERY_STORE, Clock, MakeApp
 from fake_provider import FakeProvider
@@ -499,3 +500,22 @@ def test_renewal_failure_signal_says_the_sign_in_ended(
     with recorded(session_renewal_failed, app) as failures:
         signed_in.get("/oidc/callback", query_string={**params, "error": "login_required"})
     assert [f["ended"] for f in failures] == [True]
+
+
+def test_a_silent_renewal_names_the_account_it_renews(
+    client: FlaskClient, fake_provider: FakeProvider
+) -> None:
+    fake_provider.claims = {"email": "alice@example.test"}
+    sign_in(client, fake_provider)
+    pass_renewal_deadline(client)
+    response = client.get("/private", headers=NAVIGATION)
+    query = parse_qs(urlsplit(response.headers["Location"]).query)
+    assert query["prompt"] == ["none"]
+    assert query["id_token_hint"] == [tokens_of(client).id_token]  # for several accounts
+    assert query["login_hint"] == ["alice@example.test"]
+
+
+def test_a_first_sign_in_sends_no_hints(client: FlaskClient) -> None:
+    response = client.get("/oidc/login")
+    query = parse_qs(urlsplit(response.headers["Location"]).query)
+    assert "id_token_hint" not in query and "login_hint" not in query
