@@ -19,7 +19,7 @@ DEFAULTS: dict[str, Any] = {
     "OIDC_CLIENT_AUTH_METHOD": None,
     "OIDC_CLIENT_PRIVATE_KEY": None,
     "OIDC_CLIENT_PRIVATE_KEY_ID": None,
-    "OIDC_SCOPES": ["openid", "email", "profile"],
+    "OIDC_SCOPES": None,
     "OIDC_URL_PREFIX": "/oidc",
     "OIDC_REDIRECT_URI": None,
     "OIDC_AUTHORIZATION_ENDPOINT": None,
@@ -207,7 +207,7 @@ class Settings:
     client_auth_method: str | None
     client_private_key: str | Mapping[str, Any] | None
     client_private_key_id: str | None
-    scopes: tuple[str, ...]
+    scopes: tuple[str, ...] | None
     url_prefix: str
     redirect_uri: str | None
     authorization_endpoint: str | None
@@ -281,9 +281,11 @@ class Settings:
                 "OIDC_CLIENT_PRIVATE_KEY for private_key_jwt, or OIDC_CLIENT_AUTH_METHOD = "
                 "'none' for a public client)."
             )
-        scopes = _list(config, "OIDC_SCOPES")
-        if "openid" not in scopes:
-            raise ConfigError("OIDC_SCOPES must include 'openid'.")
+        scopes = None
+        if config.get("OIDC_SCOPES") not in (None, ""):
+            scopes = tuple(_list(config, "OIDC_SCOPES"))
+            if "openid" not in scopes:
+                raise ConfigError("OIDC_SCOPES must include 'openid'.")
         prefix = _str(config, "OIDC_URL_PREFIX")
         if not prefix.startswith("/"):
             raise ConfigError("OIDC_URL_PREFIX must start with '/'.")
@@ -302,7 +304,7 @@ class Settings:
             client_auth_method=auth_method,
             client_private_key=private_key,
             client_private_key_id=_optional_str(config, "OIDC_CLIENT_PRIVATE_KEY_ID") or None,
-            scopes=tuple(scopes),
+            scopes=scopes,
             url_prefix=prefix,
             redirect_uri=_optional_str(config, "OIDC_REDIRECT_URI"),
             **endpoints,

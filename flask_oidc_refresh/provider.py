@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from authlib.integrations.base_client import OAuthError
@@ -18,6 +19,8 @@ from .config import ASYMMETRIC_ALGORITHMS, ENDPOINT_KEYS, REQUIRED_ENDPOINTS, Se
 from .outbound import CachedFetch, session_with_deadline
 from .tokens import validate_id_token, validate_logout_token
 
+#: Endpoints that some providers publish only in their RFC 8414 OAuth metadata.
+OAUTH_ONLY_ENDPOINTS = ("revocation_endpoint", "introspection_endpoint")
 log = logging.getLogger(__name__)
 
 
@@ -51,6 +54,7 @@ class Provider:
         self._metadata = CachedFetch(self._load_metadata, settings.discovery_cache_seconds)
         self._keys = CachedFetch(self._load_keys, max_age=None)
         self._unknown_kid_refetched = float("-inf")
+        self._reported: set[str] = set()
 
     def client(self) -> OAuth2Session:
         """An Authlib OAuth 2 client for this app: client authentication, PKCE S256, timeouts."""
@@ -60,7 +64,7 @@ class Provider:
         client = self.client_auth.session(
             method,
             metadata["token_endpoint"],
-            scope=" ".join(settings.scopes),
+            scope=" ".join(self.scopes),
             code_challenge_method="S256",
             default_timeout=settings.http_timeout_seconds,
         )
@@ -142,11 +146,83 @@ class Provider:
                         check_url(metadata[name], name, settings.allow_insecure_http)
                     except RuntimeError as exc:
                         raise ProviderError(str(exc)) from exc
+            for name, url in self._oauth_endpoints(metadata).items():
+                metadata.setdefault(name, url)
         metadata.update(settings.endpoints)
         for name in REQUIRED_ENDPOINTS:
             if not isinstance(metadata.get(name), str):
                 raise ProviderError(f"the provider has no {name}; set {ENDPOINT_KEYS[name]}")
+        self._report_missing_features(metadata)
         return metadata
+
+    def _oauth_endpoints(self, metadata: Mapping[str, Any]) -> dict[str, str]:
+        """Endpoints that the OpenID document lacks, from the provider's RFC 8414 document
+        (django-oauth-toolkit publishes its revocation endpoint only there); none when it has
+        no such document, or one of another issuer."""
+        missing = [name for name in OAUTH_ONLY_ENDPOINTS if not isinstance(metadata.get(name), str)]
+        if not missing:
+            return {}
+        issuer = urlsplit(self.settings.issuer)
+        path = issuer.path.rstrip("/")
+        url = f"{issuer.scheme}://{issuer.netloc}/.well-known/oauth-authorization-server{path}"
+        try:
+            document = self.get_json(url)
+        except ProviderError as exc:
+            log.debug("no RFC 8414 metadata: %s", exc)
+            return {}
+        if document.get("issuer") != self.settings.issuer:
+            return {}
+        found = {}
+        for name in missing:
+            value = document.get(name)
+            if isinstance(value, str):
+                try:
+                    check_url(value, name, self.settings.allow_insecure_http)
+                except RuntimeError:
+                    continue
+                found[name] = value
+        return found
+
+    def _report_missing_features(self, metadata: Mapping[str, Any]) -> None:
+        """Say once, at WARNING, what the provider does not offer, and what to set if it does."""
+        for feature, missing, message in (
+            (
+                "revocation",
+                not isinstance(metadata.get("revocation_endpoint"), str),
+                "the provider has no revocation endpoint: tokens are not revoked at logout (set "
+                "OIDC_REVOCATION_ENDPOINT if it has one)",
+            ),
+            (
+                "end_session",
+                not isinstance(metadata.get("end_session_endpoint"), str),
+                "the provider has no end_session_endpoint: logout ends the session here only "
+                "(set OIDC_END_SESSION_ENDPOINT if it has one)",
+            ),
+            (
+                "backchannel_logout",
+                metadata.get("backchannel_logout_supported") is not True,
+                "the provider does not advertise back-channel logout: a sign-out there ends "
+                "sessions here only at their next renewal",
+            ),
+        ):
+            if missing and feature not in self._reported:
+                self._reported.add(feature)
+                log.warning(message)
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        """``OIDC_SCOPES``, or ``openid`` with those of ``email`` and ``profile`` that the provider
+        lists (all when it lists none), and ``offline_access`` when the provider lists it and
+        ``OIDC_USE_REFRESH_TOKENS`` is on: some providers issue refresh tokens only for it."""
+        if self.settings.scopes is not None:
+            return self.settings.scopes
+        listed = self.metadata.get("scopes_supported")
+        if not isinstance(listed, list) or not listed:
+            return ("openid", "email", "profile")
+        wanted = ["email", "profile"]
+        if self.settings.use_refresh_tokens:
+            wanted.append("offline_access")
+        return ("openid", *(scope for scope in wanted if scope in listed))
 
     def endpoint(self, name: str) -> str | None:
         """An endpoint URL from the metadata, or None when the provider has none."""

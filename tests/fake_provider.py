@@ -61,6 +61,8 @@ class FakeProvider:
         self.jwks_status = 200
         self.discovery_status = 200
         self.trickle = 0.0  # seconds between the bytes of the discovery document
+        self.metadata: dict[str, Any] = {}  # merged into (None: removed from) the document
+        self.oauth_metadata: dict[str, Any] | None = None  # the RFC 8414 document, if any
         self.app = self._make_app()
 
     def _make_app(self) -> Flask:
@@ -72,7 +74,7 @@ class FakeProvider:
             time.sleep(self.delay)
             if self.discovery_status != 200:
                 return Response("down", status=self.discovery_status)
-            document = jsonify(
+            document = self._document(
                 issuer=self.issuer,
                 authorization_endpoint=f"{self.issuer}/authorize",
                 token_endpoint=f"{self.issuer}/token",
@@ -82,6 +84,8 @@ class FakeProvider:
                 revocation_endpoint=f"{self.issuer}/revoke",
                 id_token_signing_alg_values_supported=["RS256", "HS256", "none"],
                 authorization_response_iss_parameter_supported=self.iss_parameter_supported,
+                backchannel_logout_supported=True,
+                scopes_supported=["openid", "email", "profile", "offline_access"],
             )
             if not self.trickle:
                 return document
@@ -93,6 +97,12 @@ class FakeProvider:
                     yield bytes([byte])
 
             return Response(trickled(), mimetype="application/json")
+
+        @app.get("/.well-known/oauth-authorization-server")
+        def oauth_discovery() -> ResponseReturnValue:
+            if self.oauth_metadata is None:
+                return "not found", 404
+            return jsonify({"issuer": self.issuer, **self.oauth_metadata})
 
         @app.get("/jwks")
         def jwks() -> ResponseReturnValue:
@@ -161,6 +171,10 @@ class FakeProvider:
         if self.refresh_id_token:
             response["id_token"] = self.make_id_token(None, sub=sub)
         return response, self.token_status
+
+    def _document(self, **metadata: Any) -> Response:
+        merged = {**metadata, **self.metadata}
+        return jsonify({key: value for key, value in merged.items() if value is not None})
 
     def refresh_requests(self) -> int:
         return sum(r["form"].get("grant_type") == "refresh_token" for r in self.token_requests)

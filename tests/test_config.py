@@ -27,7 +27,7 @@ def settings(**config: Any) -> Settings:
 def test_settings_left_unset_take_their_defaults() -> None:
     s = settings()
     assert s.client_auth_method is None  # chosen from what the provider offers
-    assert s.scopes == ("openid", "email", "profile")
+    assert s.scopes is None  # openid, and email and profile where the provider offers them
     assert s.url_prefix == "/oidc"
     assert s.max_states == 5
     assert s.renewal_grace_seconds == s.renew_id_token_expiry_seconds

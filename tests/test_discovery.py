@@ -1,0 +1,98 @@
+"""Discovery with gaps: endpoints found in the provider's RFC 8414 document, missing features
+reported once, and scopes that the provider actually offers."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from apps import sign_in
+from conftest import MakeApp
+from fake_provider import FakeProvider
+from flask.testing import FlaskClient
+
+SAME_SITE = {"Origin": "http://localhost"}
+
+
+def requested_scopes(client: FlaskClient) -> list[str]:
+    location = client.get("/oidc/login").headers["Location"]
+    return parse_qs(urlsplit(location).query)["scope"][0].split()
+
+
+def logout(client: FlaskClient) -> None:
+    assert client.post("/oidc/logout", headers=SAME_SITE).status_code == 302
+
+
+def test_a_revocation_endpoint_only_in_the_oauth_metadata_is_used(
+    make_app: MakeApp, fake_provider: FakeProvider
+) -> None:
+    fake_provider.issue_refresh_tokens = True
+    fake_provider.metadata = {"revocation_endpoint": None}
+    fake_provider.oauth_metadata = {"revocation_endpoint": f"{fake_provider.issuer}/revoke"}
+    app, _ = make_app()
+    client = app.test_client()
+    sign_in(client, fake_provider)
+    logout(client)
+    assert len(fake_provider.revocations) == 2  # the refresh token and the access token
+
+
+def test_an_oauth_document_of_another_issuer_is_ignored(
+    make_app: MakeApp, fake_provider: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_provider.metadata = {"revocation_endpoint": None}
+    fake_provider.oauth_metadata = {
+        "issuer": "https://attacker.example",
+        "revocation_endpoint": f"{fake_provider.issuer}/revoke",
+    }
+    app, _ = make_app()
+    client = app.test_client()
+    sign_in(client, fake_provider)
+    logout(client)
+    assert fake_provider.revocations == []
+    assert "no revocation endpoint" in caplog.text
+
+
+def test_a_missing_feature_is_reported_once_with_what_to_set(
+    make_app: MakeApp, fake_provider: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_provider.metadata = {
+        "revocation_endpoint": None,
+        "end_session_endpoint": None,
+        "backchannel_logout_supported": None,
+    }
+    app, _ = make_app()
+    for _ in range(2):
+        client = app.test_client()
+        sign_in(client, fake_provider)
+        logout(client)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len([w for w in warnings if "OIDC_REVOCATION_ENDPOINT" in w]) == 1
+    assert len([w for w in warnings if "OIDC_END_SESSION_ENDPOINT" in w]) == 1
+    assert len([w for w in warnings if "back-channel logout" in w]) == 1
+
+
+@pytest.mark.parametrize(
+    ("offered", "config", "requested"),
+    [
+        (["openid", "email", "profile"], {}, ["openid", "email", "profile"]),
+        (["openid"], {}, ["openid"]),  # a provider offering only openid
+        (["openid", "profile", "offline_access"], {}, ["openid", "profile"]),
+        (
+            ["openid", "email", "offline_access"],
+            {"OIDC_USE_REFRESH_TOKENS": True},  # Auth0, Okta, Entra: refresh tokens need it
+            ["openid", "email", "offline_access"],
+        ),
+        (None, {}, ["openid", "email", "profile"]),  # no scopes_supported: the usual ones
+        (["openid"], {"OIDC_SCOPES": ["openid", "groups"]}, ["openid", "groups"]),  # as set
+    ],
+)
+def test_scopes_are_those_the_provider_offers(
+    make_app: MakeApp,
+    fake_provider: FakeProvider,
+    offered: list[str] | None,
+    config: dict[str, object],
+    requested: list[str],
+) -> None:
+    fake_provider.metadata = {"scopes_supported": offered}
+    app, _ = make_app(**config)
+    assert requested_scopes(app.test_client()) == requested
