@@ -10,6 +10,8 @@ from dataclasses import dataclass, fields
 from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
+import requests
+
 #: Every key the extension reads, with its default. ``init_app`` applies these with
 #: ``app.config.setdefault``; the docs' configuration page describes each one.
 DEFAULTS: dict[str, Any] = {
@@ -33,6 +35,10 @@ DEFAULTS: dict[str, Any] = {
     "OIDC_MAX_STATES": 5,
     "OIDC_STATE_LIFETIME_SECONDS": 600,
     "OIDC_HTTP_TIMEOUT_SECONDS": 10.0,
+    "OIDC_HTTP_CA_BUNDLE": None,
+    "OIDC_HTTP_VERIFY": True,
+    "OIDC_HTTP_PROXY": None,
+    "OIDC_HTTP_SESSION": None,
     "OIDC_DISCOVERY_CACHE_SECONDS": 3600,
     "OIDC_JWKS_REFETCH_INTERVAL_SECONDS": 60,
     "OIDC_CLOCK_SKEW_SECONDS": 60,
@@ -104,7 +110,11 @@ class Options(TypedDict, total=False):
     end_session_endpoint: str
     exempt_urls: Sequence[str | re.Pattern[str]]
     fetch_userinfo: bool
+    http_ca_bundle: str
+    http_proxy: str
+    http_session: requests.Session
     http_timeout_seconds: float
+    http_verify: bool
     id_token_algorithms: Sequence[str]
     issuer: str
     jwks_refetch_interval_seconds: int
@@ -174,6 +184,23 @@ NEEDLESS_KEYS = {
 }
 
 
+def _http_verify(config: Mapping[str, Any], allow_insecure: bool) -> bool:
+    verify = _bool(config, "OIDC_HTTP_VERIFY")
+    if not verify and not allow_insecure:
+        raise ConfigError(
+            "OIDC_HTTP_VERIFY = False turns TLS verification off: set OIDC_ALLOW_INSECURE_HTTP "
+            "too (never in production), or give OIDC_HTTP_CA_BUNDLE for a private CA."
+        )
+    return verify
+
+
+def _http_session(config: Mapping[str, Any]) -> requests.Session | None:
+    session = config.get("OIDC_HTTP_SESSION")
+    if session is not None and not isinstance(session, requests.Session):
+        raise ConfigError("OIDC_HTTP_SESSION must be a requests.Session.")
+    return session
+
+
 def unknown_key_messages(config: Mapping[str, Any]) -> list[str]:
     """What to say of each ``OIDC_*`` key in ``config`` that the extension does not read: the
     key it probably means, or why nothing is needed."""
@@ -221,6 +248,10 @@ class Settings:
     max_states: int
     state_lifetime_seconds: int
     http_timeout_seconds: float
+    http_ca_bundle: str | None
+    http_verify: bool
+    http_proxy: str | None
+    http_session: requests.Session | None
     discovery_cache_seconds: int
     jwks_refetch_interval_seconds: int
     clock_skew_seconds: int
@@ -313,6 +344,10 @@ class Settings:
             max_states=_int(config, "OIDC_MAX_STATES", minimum=1),
             state_lifetime_seconds=_int(config, "OIDC_STATE_LIFETIME_SECONDS", minimum=1),
             http_timeout_seconds=_float(config, "OIDC_HTTP_TIMEOUT_SECONDS"),
+            http_ca_bundle=_optional_str(config, "OIDC_HTTP_CA_BUNDLE") or None,
+            http_verify=_http_verify(config, allow_http),
+            http_proxy=_optional_str(config, "OIDC_HTTP_PROXY") or None,
+            http_session=_http_session(config),
             discovery_cache_seconds=_int(config, "OIDC_DISCOVERY_CACHE_SECONDS", minimum=0),
             jwks_refetch_interval_seconds=_int(
                 config, "OIDC_JWKS_REFETCH_INTERVAL_SECONDS", minimum=0

@@ -7,19 +7,26 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from importlib.metadata import version
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.utils import default_user_agent
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 from urllib3.util import Timeout
 
 from . import clock
 
+if TYPE_CHECKING:
+    from .config import Settings
+
 T = TypeVar("T")
 #: How long a failed fetch is remembered: meanwhile, callers get its error (or the last good
 #: answer) at once instead of another wait.
 FAILURE_MEMORY_SECONDS = 10.0
+#: Sent with every call to the provider.
+USER_AGENT = f"Flask-OIDC-Refresh/{version('Flask-OIDC-Refresh')} {default_user_agent()}"
 #: The largest answer read from the provider.
 MAX_ANSWER_BYTES = 1024 * 1024
 log = logging.getLogger(__name__)
@@ -29,17 +36,20 @@ class DeadlineAdapter(HTTPAdapter):
     """Each call ends within ``seconds``: connecting and waiting for the answer share one
     deadline (urllib3's total timeout), and an answer that trickles in is cut off at it. The
     answer is read whole here, so the caller's ``stream`` is not honoured; name resolution is
-    the system's."""
+    the system's. ``verify``, when given, is the TLS verification of every call."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, verify: bool | str | None = None) -> None:
         super().__init__()
         self.seconds = seconds
+        self.verify = verify
 
     def send(  # type: ignore[override]
         self, request: requests.PreparedRequest, stream: bool = False, **kwargs: Any
     ) -> requests.Response:
         deadline = time.monotonic() + self.seconds
         kwargs["timeout"] = Timeout(total=self.seconds)
+        if self.verify is not None:  # requests lets REQUESTS_CA_BUNDLE override the session's
+            kwargs["verify"] = self.verify
         response = super().send(request, stream=True, **kwargs)
         body = bytearray()
         try:
@@ -62,9 +72,27 @@ class DeadlineAdapter(HTTPAdapter):
 S = TypeVar("S", bound=requests.Session)
 
 
-def session_with_deadline(session: S, seconds: float) -> S:
-    """``session`` with every call bounded by a total deadline of ``seconds``."""
-    adapter = DeadlineAdapter(seconds)
+def provider_session(session: S, settings: Settings) -> S:
+    """``session`` set up for calls to the provider: what the app's own ``OIDC_HTTP_SESSION``
+    sets (headers, TLS verification and client certificate, proxies, whether the environment
+    counts), then ``OIDC_HTTP_CA_BUNDLE``, ``OIDC_HTTP_VERIFY`` and ``OIDC_HTTP_PROXY``, a
+    ``User-Agent`` naming the extension, and a total deadline on every call."""
+    own = settings.http_session
+    if own is not None:
+        session.headers.update(own.headers)
+        session.cert, session.trust_env = own.cert, own.trust_env
+        session.proxies.update(own.proxies)
+    verify: bool | str | None = None
+    if settings.http_ca_bundle is not None:
+        verify = settings.http_ca_bundle
+    elif not settings.http_verify:
+        verify = False
+    elif own is not None and own.verify is not True:
+        verify = own.verify
+    if settings.http_proxy is not None:
+        session.proxies.update(http=settings.http_proxy, https=settings.http_proxy)
+    session.headers["User-Agent"] = USER_AGENT
+    adapter = DeadlineAdapter(settings.http_timeout_seconds, verify)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session

@@ -16,7 +16,7 @@ from joserfc.jwk import GuestProtocol, Key, KeyParameters, KeySet, OctKey
 from . import clock
 from .client_auth import ClientAuth
 from .config import ASYMMETRIC_ALGORITHMS, ENDPOINT_KEYS, REQUIRED_ENDPOINTS, Settings, check_url
-from .outbound import CachedFetch, session_with_deadline
+from .outbound import CachedFetch, provider_session
 from .tokens import validate_id_token, validate_logout_token
 
 #: Endpoints that some providers publish only in their RFC 8414 OAuth metadata.
@@ -50,7 +50,9 @@ class Provider:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.client_auth = ClientAuth(settings)
-        self.http = session_with_deadline(requests.Session(), settings.http_timeout_seconds)
+        self.http = provider_session(requests.Session(), settings)
+        if not settings.http_verify:
+            log.warning("TLS verification is off for calls to the provider (OIDC_HTTP_VERIFY)")
         self._metadata = CachedFetch(self._load_metadata, settings.discovery_cache_seconds)
         self._keys = CachedFetch(self._load_keys, max_age=None)
         self._unknown_kid_refetched = float("-inf")
@@ -68,7 +70,7 @@ class Provider:
             code_challenge_method="S256",
             default_timeout=settings.http_timeout_seconds,
         )
-        return session_with_deadline(client, settings.http_timeout_seconds)
+        return provider_session(client, settings)
 
     def token_request(self, **params: Any) -> dict[str, Any]:
         """Send a grant to the token endpoint and return the token response."""

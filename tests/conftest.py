@@ -28,7 +28,7 @@ from flask_oidc_refresh import clock as package_clock
 
 #: ``make_app(**config) -> (app, oidc)``: a test app against the fake provider.
 MakeApp = Callable[..., tuple[Flask, OIDC]]
-#: ``serve(app, port=None) -> base URL``: an app served over HTTP in a thread.
+#: ``serve(app, port=None, ssl_context=None) -> base URL``: an app served in a thread.
 Serve = Callable[..., str]
 PROVIDER_DIR = Path(__file__).parent / "provider"
 CLIENT_ID = "example-app"
@@ -148,12 +148,13 @@ def serve() -> Iterator[Serve]:
     """Serve a Flask app over HTTP on 127.0.0.1 in a thread; returns its base URL."""
     servers = []
 
-    def run(app: Flask, port: int | None = None) -> str:
-        server = make_server("127.0.0.1", port or 0, app, threaded=True)
+    def run(app: Flask, port: int | None = None, ssl_context: Any = None) -> str:
+        server = make_server("127.0.0.1", port or 0, app, threaded=True, ssl_context=ssl_context)
         thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
         thread.start()
         servers.append((server, thread))
-        return f"http://127.0.0.1:{server.server_port}"
+        scheme = "https" if ssl_context else "http"
+        return f"{scheme}://127.0.0.1:{server.server_port}"
 
     yield run
     for server, thread in servers:

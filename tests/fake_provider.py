@@ -61,12 +61,14 @@ class FakeProvider:
         self.jwks_status = 200
         self.discovery_status = 200
         self.trickle = 0.0  # seconds between the bytes of the discovery document
+        self.headers: list[dict[str, str]] = []  # of every request
         self.metadata: dict[str, Any] = {}  # merged into (None: removed from) the document
         self.oauth_metadata: dict[str, Any] | None = None  # the RFC 8414 document, if any
         self.app = self._make_app()
 
     def _make_app(self) -> Flask:
         app = Flask("fake-provider")
+        app.before_request(lambda: self.headers.append(dict(request.headers)))
 
         @app.get("/.well-known/openid-configuration")
         def discovery() -> Response:
