@@ -22,6 +22,8 @@ DEFAULTS: dict[str, Any] = {
     "OIDC_CLIENT_PRIVATE_KEY": None,
     "OIDC_CLIENT_PRIVATE_KEY_ID": None,
     "OIDC_SCOPES": None,
+    "OIDC_AUTH_PARAMS": {},
+    "OIDC_AUTH_PARAMS_FROM_REQUEST": ["login_hint", "ui_locales", "kc_idp_hint", "domain_hint"],
     "OIDC_URL_PREFIX": "/oidc",
     "OIDC_REDIRECT_URI": None,
     "OIDC_AUTHORIZATION_ENDPOINT": None,
@@ -99,6 +101,8 @@ class Options(TypedDict, total=False):
     (listed here alphabetically)."""
 
     allow_insecure_http: bool
+    auth_params: Mapping[str, str]
+    auth_params_from_request: Sequence[str]
     authorization_endpoint: str
     client_auth_method: str
     client_id: str
@@ -184,6 +188,36 @@ NEEDLESS_KEYS = {
 }
 
 
+#: Authorization request parameters that the extension sets itself, for its security.
+PROTECTED_PARAMS = frozenset({
+    "response_type", "client_id", "redirect_uri", "state", "nonce", "code_challenge",
+    "code_challenge_method", "scope", "request", "request_uri", "response_mode",
+})  # fmt: skip
+
+
+def _auth_params(config: Mapping[str, Any]) -> Mapping[str, str]:
+    params = config.get("OIDC_AUTH_PARAMS") or {}
+    if isinstance(params, str):
+        try:
+            params = json.loads(params)
+        except ValueError:
+            raise ConfigError("OIDC_AUTH_PARAMS must be a mapping (or a JSON object).") from None
+    if not isinstance(params, Mapping):
+        raise ConfigError("OIDC_AUTH_PARAMS must be a mapping (or a JSON object).")
+    protected = sorted(set(params) & PROTECTED_PARAMS)
+    if protected:
+        raise ConfigError(f"OIDC_AUTH_PARAMS cannot set {', '.join(protected)}.")
+    return {str(key): str(value) for key, value in params.items()}
+
+
+def _auth_params_from_request(config: Mapping[str, Any]) -> tuple[str, ...]:
+    names = tuple(_list(config, "OIDC_AUTH_PARAMS_FROM_REQUEST"))
+    protected = sorted(set(names) & PROTECTED_PARAMS)
+    if protected:
+        raise ConfigError(f"OIDC_AUTH_PARAMS_FROM_REQUEST cannot allow {', '.join(protected)}.")
+    return names
+
+
 def _http_verify(config: Mapping[str, Any], allow_insecure: bool) -> bool:
     verify = _bool(config, "OIDC_HTTP_VERIFY")
     if not verify and not allow_insecure:
@@ -235,6 +269,8 @@ class Settings:
     client_private_key: str | Mapping[str, Any] | None
     client_private_key_id: str | None
     scopes: tuple[str, ...] | None
+    auth_params: Mapping[str, str]
+    auth_params_from_request: tuple[str, ...]
     url_prefix: str
     redirect_uri: str | None
     authorization_endpoint: str | None
@@ -336,6 +372,8 @@ class Settings:
             client_private_key=private_key,
             client_private_key_id=_optional_str(config, "OIDC_CLIENT_PRIVATE_KEY_ID") or None,
             scopes=scopes,
+            auth_params=_auth_params(config),
+            auth_params_from_request=_auth_params_from_request(config),
             url_prefix=prefix,
             redirect_uri=_optional_str(config, "OIDC_REDIRECT_URI"),
             **endpoints,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, Unpack, overload
 
 from flask import Blueprint, Flask, Response, current_app, redirect, request, session, url_for
 from markupsafe import Markup
 
-from . import clock, signin
+from . import clock, flow, signin
 from .config import DEFAULTS, ConfigError, Options, Settings, config_keys, unknown_key_messages
 from .errors import LoginRequired, ProviderUnavailable
 from .exemptions import Exemptions
@@ -117,26 +117,62 @@ class OIDC:
         sign_in = signin.current(session)
         return sign_in.renew_at if sign_in else None
 
-    def login_required(self, view: F) -> F:
+    @overload
+    def login_required(self, view: F) -> F: ...
+    @overload
+    def login_required(
+        self, *, acr_values: str | Sequence[str] = (), max_age: int | None = None
+    ) -> Callable[[F], F]: ...
+    def login_required(
+        self,
+        view: F | None = None,
+        *,
+        acr_values: str | Sequence[str] = (),
+        max_age: int | None = None,
+    ) -> F | Callable[[F], F]:
         """Let only signed-in users in: a page load goes to sign-in and comes back, a script
-        request gets ``401`` with JSON."""
+        request gets ``401`` with JSON.
 
-        is_async = inspect.iscoroutinefunction(view)
+        With ``acr_values`` (one or several acceptable ``acr``) or ``max_age`` (seconds since
+        the user authenticated), a step-up: a session whose sign-in does not meet them signs in
+        again with those parameters, and the new ID token must meet them.
+        """
+        wanted = " ".join([acr_values] if isinstance(acr_values, str) else acr_values)
+        age = -1 if max_age is None else max_age
+        step_up = bool(wanted) or age >= 0
 
-        @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if signin.is_signed_in(session):
-                return (
-                    current_app.ensure_sync(view)(*args, **kwargs)
-                    if is_async
-                    else view(*args, **kwargs)
-                )
-            relying_party()
-            if is_script_request(request):
-                raise LoginRequired("Sign-in required.")
-            return redirect(url_for("oidc.login", next=request.full_path.rstrip("?")))
+        def decorate(view: F) -> F:
+            is_async = inspect.iscoroutinefunction(view)
 
-        return wrapper  # type: ignore[return-value]
+            @functools.wraps(view)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                claims = signin.claims(session)
+                if claims is not None and (not step_up or _meets_step_up(claims, wanted, age)):
+                    return (
+                        current_app.ensure_sync(view)(*args, **kwargs)
+                        if is_async
+                        else view(*args, **kwargs)
+                    )
+                party = relying_party()
+                here = request.full_path.rstrip("?")
+                if is_script_request(request):
+                    if claims is None:
+                        raise LoginRequired("Sign-in required.")
+                    raise LoginRequired("A stronger sign-in is required.", error="step_up_required")
+                if claims is None and not step_up:
+                    return redirect(url_for("oidc.login", next=here))
+                return flow.start(party, here, silent=False, acr_values=wanted, max_age=age)
+
+            return wrapper  # type: ignore[return-value]
+
+        return decorate if view is None else decorate(view)
+
+    def login_url(self, next: str | None = None, **params: str) -> str:
+        """The URL of the sign-in view, coming back to ``next``, with authorization parameters
+        (``login_hint``, ``ui_locales``, ...: those that :data:`OIDC_AUTH_PARAMS_FROM_REQUEST`
+        allows are sent, others are dropped)."""
+        values: dict[str, Any] = {"next": next, **params}
+        return url_for("oidc.login", **values)
 
     def on_login(self, handler: LoginHandler) -> LoginHandler:
         """Decorator: call ``handler(claims)`` after each sign-in, e.g. to load the app's own
@@ -187,6 +223,11 @@ def oidc_logout_form(label: str = "Sign out", *, css_class: str | None = None) -
     return Markup(
         '<form method="post" action="{}"{}><button type="submit">{}</button></form>'
     ).format(url_for("oidc.logout"), attributes, label)
+
+
+def _meets_step_up(claims: dict[str, Any], acr_values: str, max_age: int) -> bool:
+    leeway = relying_party().settings.clock_skew_seconds
+    return flow.meets(claims, acr_values, max_age, clock.now(), leeway)
 
 
 def _busy(exc: LockTimeout) -> Response:

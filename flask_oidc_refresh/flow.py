@@ -48,6 +48,10 @@ class PendingAuthorization:
     expires: float
     #: Which secret key the nonce and verifier are derived with (it may rotate meanwhile).
     key_id: str
+    #: A step-up's demands, which the ID token must meet: acceptable ``acr`` values (space
+    #: separated; empty: any) and the longest time since the user authenticated (-1: any).
+    acr_values: str = ""
+    max_age: int = -1
 
     @property
     def nonce(self) -> str:
@@ -75,10 +79,19 @@ def _key_id(secret: str | bytes) -> str:
 
 
 def start(
-    party: RelyingParty, next_url: str, *, silent: bool, hints: Mapping[str, str] | None = None
+    party: RelyingParty,
+    next_url: str,
+    *,
+    silent: bool,
+    hints: Mapping[str, str] | None = None,
+    params: Mapping[str, str] | None = None,
+    acr_values: str = "",
+    max_age: int = -1,
 ) -> Response:
     """Redirect to the provider for a new authorization (``silent``: with ``prompt=none``;
-    ``hints``: ``id_token_hint`` and ``login_hint`` of the sign-in being renewed)."""
+    ``hints``: ``id_token_hint`` and ``login_hint`` of the sign-in being renewed; ``params``:
+    further parameters, after ``OIDC_AUTH_PARAMS``; ``acr_values`` and ``max_age``: a
+    step-up, which the callback checks the ID token against)."""
     settings = party.settings
     next_url = safe_next(next_url, settings.login_redirect_url)
     if len(next_url) > MAX_NEXT_LENGTH:
@@ -90,8 +103,10 @@ def start(
         silent=silent,
         expires=clock.now() + settings.state_lifetime_seconds,
         key_id=_key_id(secret_keys()[0]),  # init_app made sure there is one
+        acr_values=acr_values,
+        max_age=max_age,
     )
-    url = authorization_url(party, pending, hints or {})
+    url = authorization_url(party, pending, {**(params or {}), **(hints or {})})
     waiting = _waiting(party)
     waiting.append(pending)
     del waiting[: -settings.max_states]
@@ -119,11 +134,18 @@ def redirect_uri(party: RelyingParty) -> str:
 
 
 def authorization_url(
-    party: RelyingParty, pending: PendingAuthorization, hints: Mapping[str, str]
+    party: RelyingParty, pending: PendingAuthorization, params: Mapping[str, str]
 ) -> str:
-    """The provider URL that starts ``pending``: code flow, PKCE S256, state and nonce."""
+    """The provider URL that starts ``pending``: code flow, PKCE S256, state and nonce, with
+    ``OIDC_AUTH_PARAMS``, then ``params``, then the step-up's and ``prompt=none``."""
     provider = party.provider
-    extra = {"prompt": "none", **hints} if pending.silent else {}
+    extra = {**party.settings.auth_params, **params}
+    if pending.acr_values:
+        extra["acr_values"] = pending.acr_values
+    if pending.max_age >= 0:
+        extra["max_age"] = str(pending.max_age)
+    if pending.silent:
+        extra["prompt"] = "none"
     with provider.client() as client:
         url, _ = client.create_authorization_url(
             provider.metadata["authorization_endpoint"],
@@ -157,6 +179,9 @@ def exchange(
     claims = provider.validate_id_token(
         id_token, nonce=pending.nonce, access_token=token["access_token"]
     )
+    leeway = party.settings.clock_skew_seconds
+    if not meets(claims, pending.acr_values, pending.max_age, clock.now(), leeway):
+        raise TokenError("the ID token does not meet the step-up asked for (acr, auth_time)")
     userinfo_endpoint = provider.endpoint("userinfo_endpoint")
     if provider.settings.fetch_userinfo and userinfo_endpoint:
         userinfo = provider.get_json(
@@ -173,6 +198,20 @@ def _serializer() -> URLSafeTimedSerializer:
     last, as itsdangerous wants them)."""
     keys = [k.decode() if isinstance(k, bytes) else k for k in secret_keys()]
     return URLSafeTimedSerializer(keys[::-1], salt="flask-oidc-refresh.pending")
+
+
+def meets(
+    claims: Mapping[str, Any], acr_values: str, max_age: int, now: float, leeway: int
+) -> bool:
+    """Whether a sign-in's claims meet a step-up: an ``acr`` among ``acr_values`` (when any),
+    and an ``auth_time`` within ``max_age`` seconds (when not -1)."""
+    if acr_values and claims.get("acr") not in acr_values.split():
+        return False
+    if max_age >= 0:
+        auth_time = claims.get("auth_time")
+        if not isinstance(auth_time, int | float) or now - auth_time > max_age + leeway:
+            return False
+    return True
 
 
 def _waiting(party: RelyingParty) -> list[PendingAuthorization]:

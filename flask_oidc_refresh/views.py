@@ -27,6 +27,8 @@ from .tokens import TokenError
 
 log = logging.getLogger(__name__)
 LOGOUT_STATE_KEY = "_oidc_logout_state"
+#: The longest value of an authorization parameter taken from the sign-in link.
+MAX_PARAM_LENGTH = 256
 
 
 def make_blueprint(url_prefix: str) -> Blueprint:
@@ -55,10 +57,17 @@ def jwks() -> Response:
 
 
 def login() -> Response:
-    """``GET /login?next=...``: start an interactive sign-in that comes back to ``next``."""
+    """``GET /login?next=...``: start an interactive sign-in that comes back to ``next``, with
+    the authorization parameters of the link that ``OIDC_AUTH_PARAMS_FROM_REQUEST`` allows."""
     party = relying_party()
-    next_url = safe_next(request.args.get("next"), party.settings.login_redirect_url)
-    return flow.start(party, next_url, silent=False)
+    settings = party.settings
+    next_url = safe_next(request.args.get("next"), settings.login_redirect_url)
+    params = {
+        name: request.args[name][:MAX_PARAM_LENGTH]
+        for name in settings.auth_params_from_request
+        if request.args.get(name)
+    }
+    return flow.start(party, next_url, silent=False, params=params)
 
 
 def callback() -> Response:

@@ -45,6 +45,11 @@ def build_app(
     def private() -> str:
         return f"hello {oidc.user['sub']}" if oidc.user else "nobody"
 
+    @app.get("/sensitive")
+    @oidc.login_required(acr_values=["urn:mfa", "urn:hardware-key"], max_age=300)
+    def sensitive() -> str:
+        return "the vault"
+
     @app.get("/api/data")
     @oidc.login_required
     def api_data() -> dict[str, Any]:
