@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,7 +18,7 @@ from . import clock
 from .client_auth import ClientAuth
 from .config import ASYMMETRIC_ALGORITHMS, ENDPOINT_KEYS, REQUIRED_ENDPOINTS, Settings, check_url
 from .outbound import CachedFetch, provider_session
-from .tokens import validate_id_token, validate_logout_token
+from .tokens import TENANT, validate_id_token, validate_logout_token
 
 #: Endpoints that some providers publish only in their RFC 8414 OAuth metadata.
 OAUTH_ONLY_ENDPOINTS = ("revocation_endpoint", "introspection_endpoint")
@@ -137,7 +138,7 @@ class Provider:
         if not set(REQUIRED_ENDPOINTS) <= set(settings.endpoints):
             url = f"{settings.issuer.rstrip('/')}/.well-known/openid-configuration"
             metadata = self.get_json(url)
-            if metadata.get("issuer") != settings.issuer:
+            if not _names_issuer(metadata.get("issuer"), settings.issuer):
                 raise ProviderError(
                     f"discovery names issuer {metadata.get('issuer')!r}, not OIDC_ISSUER "
                     f"{settings.issuer!r}"
@@ -277,12 +278,23 @@ class Provider:
         """A back-channel logout token of this provider for this client, checked; its claims."""
         return validate_logout_token(logout_token, **self._expectations())
 
+    @property
+    def issuer(self) -> str:
+        """The issuer its tokens name: ``OIDC_ISSUER``, or the provider's multi-tenant template
+        (``https://login.microsoftonline.com/{tenantid}/v2.0`` for ``.../common/v2.0``)."""
+        named = self.metadata.get("issuer")
+        return named if isinstance(named, str) and TENANT in named else self.settings.issuer
+
+    def issuer_matches(self, value: str) -> bool:
+        """Whether ``value`` (an ``iss`` response parameter) is this provider's issuer."""
+        return _names_issuer(self.issuer, value) if TENANT in self.issuer else value == self.issuer
+
     def _expectations(self) -> dict[str, Any]:
         """What every token of this provider for this client is checked against."""
         return {
             "key": self.signing_key,
             "algorithms": self.id_token_algorithms,
-            "issuer": self.settings.issuer,
+            "issuer": self.issuer,
             "client_id": self.settings.client_id,
             "leeway": self.settings.clock_skew_seconds,
             "now": clock.now(),
@@ -294,3 +306,14 @@ class Provider:
             return KeySet.import_key_set(self.get_json(jwks_uri))  # type: ignore[arg-type]
         except (JoseError, ValueError, KeyError) as exc:
             raise ProviderError(f"the key set at {jwks_uri} is not valid") from exc
+
+
+def _names_issuer(named: Any, issuer: str) -> bool:
+    """Whether a discovery document's ``issuer`` is ``issuer``, or a multi-tenant template of
+    which ``issuer`` is one instance (its ``{tenantid}`` one path segment)."""
+    if not isinstance(named, str):
+        return False
+    if TENANT not in named:
+        return named == issuer
+    pattern = re.escape(named).replace(re.escape(TENANT), "[^/]+")
+    return re.fullmatch(pattern, issuer) is not None

@@ -4,6 +4,7 @@ Logout 1.0): pure protocol, no Flask globals."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -18,6 +19,8 @@ from joserfc.jwt import JWTClaimsRegistry
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 
+#: The placeholder of a multi-tenant issuer template.
+TENANT = "{tenantid}"
 log = logging.getLogger(__name__)
 
 
@@ -49,6 +52,7 @@ def validate_id_token(
     with ``leeway``, ``nonce`` when one was sent, and ``at_hash`` when present.
     """
     token = _verify_signature(id_token, key, algorithms, "ID token")
+    issuer = issuer_for(issuer, token.claims)
     if token.claims.get("iss") != issuer:
         raise WrongIdentity("ID token names another issuer")
     claims = CodeIDToken(
@@ -66,6 +70,18 @@ def validate_id_token(
         raise TokenError(f"ID token claim rejected: {exc}") from exc
     _check_audience(claims, client_id)
     return dict(claims)
+
+
+def issuer_for(issuer: str, claims: Mapping[str, Any]) -> str:
+    """The issuer a token must name: ``issuer``, or, for a multi-tenant issuer template (Entra
+    ID's ``https://login.microsoftonline.com/{tenantid}/v2.0``), the template with the token's
+    own ``tid`` claim, so that a token names the tenant it says it is from."""
+    if TENANT not in issuer:
+        return issuer
+    tenant = claims.get("tid")
+    if not isinstance(tenant, str) or not re.fullmatch(r"[A-Za-z0-9-]+", tenant):
+        return issuer  # no tenant to fill in: no token names this issuer
+    return issuer.replace(TENANT, tenant)
 
 
 def validate_logout_token(
@@ -86,6 +102,7 @@ def validate_logout_token(
     """
     token = _verify_signature(logout_token, key, algorithms, "logout token")
     claims = token.claims
+    issuer = issuer_for(issuer, claims)
     registry = JWTClaimsRegistry(
         now=int(now if now is not None else time.time()),
         leeway=leeway,

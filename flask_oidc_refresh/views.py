@@ -117,9 +117,10 @@ def _check_issuer(party: RelyingParty) -> None:
     """The response's ``iss`` (RFC 9207) must be our issuer when given or advertised."""
     provider = party.provider
     issuer = request.args.get("iss")
-    expected = party.settings.issuer
-    if (issuer is not None or provider.advertises_iss_parameter) and issuer != expected:
-        log.warning("sign-in callback with iss %r, expected %r", issuer, expected)
+    if issuer is None and not provider.advertises_iss_parameter:
+        return
+    if issuer is None or not provider.issuer_matches(issuer):
+        log.warning("sign-in callback with iss %r, expected %r", issuer, provider.issuer)
         raise LoginError("This sign-in response comes from another issuer.", error="invalid_issuer")
 
 

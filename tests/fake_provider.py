@@ -71,7 +71,8 @@ class FakeProvider:
         app.before_request(lambda: self.headers.append(dict(request.headers)))
 
         @app.get("/.well-known/openid-configuration")
-        def discovery() -> Response:
+        @app.get("/<path:tenant>/.well-known/openid-configuration")  # an issuer with a path
+        def discovery(tenant: str = "") -> Response:
             self.discovery_requests += 1
             time.sleep(self.delay)
             if self.discovery_status != 200:

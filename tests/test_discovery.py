@@ -96,3 +96,55 @@ def test_scopes_are_those_the_provider_offers(
     fake_provider.metadata = {"scopes_supported": offered}
     app, _ = make_app(**config)
     assert requested_scopes(app.test_client()) == requested
+
+
+TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
+
+
+@pytest.fixture
+def multi_tenant(make_app: MakeApp, fake_provider: FakeProvider) -> FlaskClient:
+    """An app of Entra ID's kind: OIDC_ISSUER names ``common``, discovery an issuer template."""
+    base = fake_provider.issuer
+    fake_provider.metadata = {"issuer": base + "/{tenantid}/v2.0"}
+    fake_provider.iss_parameter_supported = False
+    app, _ = make_app(OIDC_ISSUER=f"{base}/common/v2.0")
+    return app.test_client()
+
+
+def answer(client: FlaskClient, provider: FakeProvider, **claims: str) -> int:
+    """The provider signs the user in with ID token ``claims``; the callback's status."""
+    provider.claims = claims
+    params = provider.authorize(client.get("/oidc/login").headers["Location"])
+    del params["iss"]  # Entra ID sends no iss parameter
+    return client.get("/oidc/callback", query_string=params).status_code
+
+
+def test_a_multi_tenant_issuer_takes_tokens_naming_their_own_tenant(
+    multi_tenant: FlaskClient, fake_provider: FakeProvider
+) -> None:
+    issuer = f"{fake_provider.issuer}/{TENANT}/v2.0"
+    assert answer(multi_tenant, fake_provider, iss=issuer, tid=TENANT) == 302
+    assert multi_tenant.get("/private").text == "hello alice"
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"tid": "another-tenant"},  # a token of one tenant claiming to be from another
+        {},  # no tid at all
+    ],
+)
+def test_a_multi_tenant_token_whose_tid_does_not_match_its_issuer_is_refused(
+    multi_tenant: FlaskClient, fake_provider: FakeProvider, claims: dict[str, str]
+) -> None:
+    issuer = f"{fake_provider.issuer}/{TENANT}/v2.0"
+    assert answer(multi_tenant, fake_provider, iss=issuer, **claims) == 400
+    assert multi_tenant.get("/private").status_code == 302  # not signed in
+
+
+def test_a_discovery_issuer_that_is_no_template_of_ours_is_refused(
+    make_app: MakeApp, fake_provider: FakeProvider
+) -> None:
+    fake_provider.metadata = {"issuer": "https://login.example.com/{tenantid}/v2.0"}
+    app, _ = make_app(OIDC_ISSUER=f"{fake_provider.issuer}/common/v2.0")
+    assert app.test_client().get("/oidc/login").status_code == 502  # the provider is not ours
