@@ -35,8 +35,12 @@ test: lint
 	$(BIN)/sphinx-build -q -W -b html docs docs/_build/html
 	$(BIN)/pytest
 
+# wrk (a load generator in C) keeps the HTTP figures steady; installed when apt can.
 bench: setup
-	@command -v wrk >/dev/null || echo "(wrk is not installed: the HTTP figures come from a Python load generator; apt install wrk)"
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get install -y -qq wrk || { apt-get update -qq && apt-get install -y -qq wrk; }; } \
+	  >/dev/null 2>&1; } || \
+	  echo "(wrk is not installed: the HTTP figures come from a Python load generator)"
 	$(BIN)/python bench/bench.py
 
 docs: setup

@@ -285,6 +285,7 @@ def write_latency(work: Path, sizes: tuple[int, ...] = (1_000, 1_000_000)) -> di
                 file.write(data)
             os.utime(path, (expires, expires))
         filled = size
+        os.sync()  # a store at rest: the filler's writes are not still being flushed
         for n in range(500):  # warm up: folders, caches
             store.write(f"session:warm-{size}-{n}", data, 3600)
         samples = []
