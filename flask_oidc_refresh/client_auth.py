@@ -15,6 +15,7 @@ from typing import Any
 
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7523 import ClientSecretJWT, PrivateKeyJWT
+from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
@@ -24,7 +25,17 @@ from .config import ConfigError, Settings
 #: secret and a key (the key first: nothing secret goes over the wire).
 PREFERENCE = ("private_key_jwt", "client_secret_basic", "client_secret_post", "client_secret_jwt")
 PrivateKey = RSAKey | ECKey | OKPKey
-_ALGORITHMS = {"RSA": "RS256", "EC": "ES256", "OKP": "EdDSA"}
+#: The signing algorithm of each kind of key (RSA: RS256), by key type or curve.
+_ALGORITHMS = {
+    "RSA": "RS256", "P-256": "ES256", "P-384": "ES384", "P-521": "ES512",
+    "secp256k1": "ES256K", "Ed25519": "EdDSA", "Ed448": "EdDSA",
+}  # fmt: skip
+#: What a published public key holds, by key type (nothing else of the JWK is published).
+_PUBLIC_MEMBERS = {
+    "RSA": ("kty", "n", "e"),
+    "EC": ("kty", "crv", "x", "y"),
+    "OKP": ("kty", "crv", "x"),
+}
 
 
 class ClientAuth:
@@ -77,8 +88,9 @@ class ClientAuth:
         """The public half of the app's key as a JWK set, or None without a key."""
         if self.key is None:
             return None
-        public: dict[str, Any] = dict(self.key.as_dict(private=False))
-        public.update(kid=self.key.kid, use="sig", alg=_algorithm(self.key))
+        members = self.key.as_dict(private=False)
+        public = {name: members[name] for name in _PUBLIC_MEMBERS[self.key.key_type]}
+        public.update(kid=str(self.key.kid), use="sig", alg=_algorithm(self.key))
         return {"keys": [public]}
 
     def _can(self, method: str) -> bool:
@@ -112,10 +124,19 @@ def load_private_key(value: str | Mapping[str, Any], kid: str | None) -> Private
         if kid is not None:
             key = key_type.import_key(data, {"kid": kid})
         key.ensure_kid()
+        try:  # a trial signature: a key that cannot sign is refused now, not at sign-in
+            jws.serialize_compact({"alg": _algorithm(key)}, b"trial", key, [_algorithm(key)])
+        except (JoseError, KeyError, ValueError) as exc:
+            message = f"OIDC_CLIENT_PRIVATE_KEY cannot sign client assertions: {exc}"
+            raise ConfigError(message) from exc
         return key
     raise ConfigError("OIDC_CLIENT_PRIVATE_KEY is neither a PEM private key nor a JWK")
 
 
 def _algorithm(key: PrivateKey) -> str:
+    """The key's own ``alg``, else the one that fits its type or curve."""
     alg = key.get("alg")
-    return alg if isinstance(alg, str) else _ALGORITHMS[key.key_type]
+    if isinstance(alg, str):
+        return alg
+    curve = key.get("crv")
+    return _ALGORITHMS[curve if isinstance(curve, str) else key.key_type]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -191,7 +192,7 @@ NEEDLESS_KEYS = {
 #: Authorization request parameters that the extension sets itself, for its security.
 PROTECTED_PARAMS = frozenset({
     "response_type", "client_id", "redirect_uri", "state", "nonce", "code_challenge",
-    "code_challenge_method", "scope", "request", "request_uri", "response_mode",
+    "code_challenge_method", "code_verifier", "scope", "request", "request_uri", "response_mode",
 })  # fmt: skip
 
 
@@ -228,11 +229,23 @@ def _http_verify(config: Mapping[str, Any], allow_insecure: bool) -> bool:
     return verify
 
 
-def _http_session(config: Mapping[str, Any]) -> requests.Session | None:
+def _http_session(config: Mapping[str, Any], allow_insecure: bool) -> requests.Session | None:
     session = config.get("OIDC_HTTP_SESSION")
     if session is not None and not isinstance(session, requests.Session):
         raise ConfigError("OIDC_HTTP_SESSION must be a requests.Session.")
+    if session is not None and session.verify is False and not allow_insecure:
+        raise ConfigError(
+            "OIDC_HTTP_SESSION has TLS verification off: set OIDC_ALLOW_INSECURE_HTTP too "
+            "(never in production), or give OIDC_HTTP_CA_BUNDLE for a private CA."
+        )
     return session
+
+
+def _ca_bundle(config: Mapping[str, Any]) -> str | None:
+    path = _optional_str(config, "OIDC_HTTP_CA_BUNDLE") or None
+    if path is not None and not os.path.exists(path):
+        raise ConfigError(f"OIDC_HTTP_CA_BUNDLE: no file or folder at {path!r}.")
+    return path
 
 
 def unknown_key_messages(config: Mapping[str, Any]) -> list[str]:
@@ -313,6 +326,11 @@ class Settings:
         issuer = _optional_str(config, "OIDC_ISSUER")
         if issuer is not None:
             check_url(issuer, "OIDC_ISSUER", allow_http)
+            if "{" in issuer:
+                raise ConfigError(
+                    "OIDC_ISSUER is a template: give the issuer itself (Entra ID: "
+                    "https://login.microsoftonline.com/organizations/v2.0, or a tenant's)."
+                )
         endpoints = {
             name: _endpoint(config, key, allow_http) for name, key in ENDPOINT_KEYS.items()
         }
@@ -382,10 +400,10 @@ class Settings:
             max_states=_int(config, "OIDC_MAX_STATES", minimum=1),
             state_lifetime_seconds=_int(config, "OIDC_STATE_LIFETIME_SECONDS", minimum=1),
             http_timeout_seconds=_float(config, "OIDC_HTTP_TIMEOUT_SECONDS"),
-            http_ca_bundle=_optional_str(config, "OIDC_HTTP_CA_BUNDLE") or None,
+            http_ca_bundle=_ca_bundle(config),
             http_verify=_http_verify(config, allow_http),
             http_proxy=_optional_str(config, "OIDC_HTTP_PROXY") or None,
-            http_session=_http_session(config),
+            http_session=_http_session(config, allow_http),
             discovery_cache_seconds=_int(config, "OIDC_DISCOVERY_CACHE_SECONDS", minimum=0),
             jwks_refetch_interval_seconds=_int(
                 config, "OIDC_JWKS_REFETCH_INTERVAL_SECONDS", minimum=0

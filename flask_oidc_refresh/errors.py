@@ -47,9 +47,16 @@ class LoginRequired(OIDCError):
     code = 401
     error = "login_required"
 
+    def __init__(
+        self, description: str, *, error: str | None = None, login_url: str | None = None
+    ) -> None:
+        super().__init__(description, error=error)
+        self.login_url = login_url
+
     def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
         """The sign-in page beside the usual headers."""
-        return [*super().get_headers(environ, scope), ("login_url", url_for("oidc.login"))]
+        login_url = self.login_url or url_for("oidc.login")
+        return [*super().get_headers(environ, scope), ("login_url", login_url)]
 
 
 class CrossSiteRequest(OIDCError):

@@ -158,7 +158,11 @@ class OIDC:
                 if is_script_request(request):
                     if claims is None:
                         raise LoginRequired("Sign-in required.")
-                    raise LoginRequired("A stronger sign-in is required.", error="step_up_required")
+                    raise LoginRequired(
+                        "A stronger sign-in is required.",
+                        error="step_up_required",
+                        login_url=url_for("oidc.login", step_up=flow.sign_step_up(wanted, age)),
+                    )
                 if claims is None and not step_up:
                     return redirect(url_for("oidc.login", next=here))
                 return flow.start(party, here, silent=False, acr_values=wanted, max_age=age)

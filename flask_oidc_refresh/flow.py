@@ -26,11 +26,13 @@ from werkzeug.wrappers import Response
 from . import clock
 from .navigation import safe_next
 from .provider import Provider
+from .records import AUTHENTICATION_CLAIMS
 from .relying_party import RelyingParty, secret_keys
 from .tokens import TokenError
 
 #: The cookie of the pending authorizations; it exists only while a sign-in is on its way.
 PENDING_COOKIE = "oidc_pending"
+STEP_UP_SALT = "flask-oidc-refresh.step-up"
 #: The longest ``next`` kept; a longer one is replaced by ``OIDC_LOGIN_REDIRECT_URL``.
 MAX_NEXT_LENGTH = 400
 #: The largest pending cookie written: the oldest authorizations go first to stay below it.
@@ -189,15 +191,32 @@ def exchange(
         )
         if userinfo.get("sub") != claims["sub"]:
             raise TokenError("userinfo is about another user than the ID token")
-        claims = {**userinfo, **claims}
+        asserted = {k: v for k, v in userinfo.items() if k not in AUTHENTICATION_CLAIMS}
+        claims = {**asserted, **claims}  # how the user authenticated: the ID token's word only
     return token, claims
 
 
-def _serializer() -> URLSafeTimedSerializer:
+def _serializer(salt: str = "flask-oidc-refresh.pending") -> URLSafeTimedSerializer:
     """Signs with the current secret key, and accepts its fallbacks (oldest first, newest
     last, as itsdangerous wants them)."""
     keys = [k.decode() if isinstance(k, bytes) else k for k in secret_keys()]
-    return URLSafeTimedSerializer(keys[::-1], salt="flask-oidc-refresh.pending")
+    return URLSafeTimedSerializer(keys[::-1], salt=salt)
+
+
+def sign_step_up(acr_values: str, max_age: int) -> str:
+    """A step-up, signed, for a sign-in link (``/login?step_up=...``)."""
+    return _serializer(STEP_UP_SALT).dumps([acr_values, max_age])
+
+
+def read_step_up(value: str, lifetime: int) -> tuple[str, int] | None:
+    """The step-up of a sign-in link; None when it is not ours or too old."""
+    try:
+        acr_values, max_age = _serializer(STEP_UP_SALT).loads(value, max_age=lifetime)
+    except (BadData, TypeError, ValueError):
+        return None
+    if not isinstance(acr_values, str) or not isinstance(max_age, int):
+        return None
+    return acr_values, max_age
 
 
 def meets(

@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import requests
@@ -22,11 +22,20 @@ if TYPE_CHECKING:
     from .config import Settings
 
 T = TypeVar("T")
+
+
+def _version() -> str:
+    try:
+        return version("Flask-OIDC-Refresh")
+    except PackageNotFoundError:  # a copy that was not installed
+        return "unknown"
+
+
 #: How long a failed fetch is remembered: meanwhile, callers get its error (or the last good
 #: answer) at once instead of another wait.
 FAILURE_MEMORY_SECONDS = 10.0
 #: Sent with every call to the provider.
-USER_AGENT = f"Flask-OIDC-Refresh/{version('Flask-OIDC-Refresh')} {default_user_agent()}"
+USER_AGENT = f"Flask-OIDC-Refresh/{_version()} {default_user_agent()}"
 #: The largest answer read from the provider.
 MAX_ANSWER_BYTES = 1024 * 1024
 log = logging.getLogger(__name__)

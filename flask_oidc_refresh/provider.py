@@ -52,8 +52,9 @@ class Provider:
         self.settings = settings
         self.client_auth = ClientAuth(settings)
         self.http = provider_session(requests.Session(), settings)
-        if not settings.http_verify:
-            log.warning("TLS verification is off for calls to the provider (OIDC_HTTP_VERIFY)")
+        own = settings.http_session
+        if not settings.http_verify or (own is not None and own.verify is False):
+            log.warning("TLS verification is off for calls to the provider")
         self._metadata = CachedFetch(self._load_metadata, settings.discovery_cache_seconds)
         self._keys = CachedFetch(self._load_keys, max_age=None)
         self._unknown_kid_refetched = float("-inf")
@@ -81,7 +82,7 @@ class Provider:
                 token = client.fetch_token(url, **params)
             except OAuthError as exc:
                 raise TokenEndpointError(exc.error or "error", exc.description) from exc
-            except (requests.RequestException, ValueError) as exc:
+            except (requests.RequestException, OSError, ValueError, JoseError) as exc:
                 raise ProviderError(f"token request failed: {exc.__class__.__name__}") from exc
         if not isinstance(token.get("access_token"), str):
             raise ProviderError("the token response has no access_token")
@@ -102,7 +103,7 @@ class Provider:
                 response = client.revoke_token(  # type: ignore[no-untyped-call]
                     url, token=token, token_type_hint=token_type_hint
                 )
-            except (OAuthError, requests.RequestException) as exc:
+            except (OAuthError, requests.RequestException, OSError, JoseError) as exc:
                 log.warning("could not revoke the %s: %s", token_type_hint, exc.__class__.__name__)
                 return
         if response.status_code != 200:
@@ -115,7 +116,7 @@ class Provider:
         :class:`ProviderError`."""
         try:
             response = self.http.get(url, **kwargs)
-        except requests.RequestException as exc:
+        except (requests.RequestException, OSError) as exc:
             raise ProviderError(f"GET {url} failed: {exc.__class__.__name__}") from exc
         if response.status_code != 200:
             raise ProviderError(f"GET {url} answered {response.status_code}")
@@ -215,17 +216,14 @@ class Provider:
     @property
     def scopes(self) -> tuple[str, ...]:
         """``OIDC_SCOPES``, or ``openid`` with those of ``email`` and ``profile`` that the provider
-        lists (all when it lists none), and ``offline_access`` when the provider lists it and
-        ``OIDC_USE_REFRESH_TOKENS`` is on: some providers issue refresh tokens only for it."""
+        lists (all when it lists none). ``offline_access`` is never added unasked: with some
+        providers (Keycloak) it makes tokens that outlive the user's session there."""
         if self.settings.scopes is not None:
             return self.settings.scopes
         listed = self.metadata.get("scopes_supported")
         if not isinstance(listed, list) or not listed:
             return ("openid", "email", "profile")
-        wanted = ["email", "profile"]
-        if self.settings.use_refresh_tokens:
-            wanted.append("offline_access")
-        return ("openid", *(scope for scope in wanted if scope in listed))
+        return ("openid", *(scope for scope in ("email", "profile") if scope in listed))
 
     def endpoint(self, name: str) -> str | None:
         """An endpoint URL from the metadata, or None when the provider has none."""
@@ -283,7 +281,9 @@ class Provider:
         """The issuer its tokens name: ``OIDC_ISSUER``, or the provider's multi-tenant template
         (``https://login.microsoftonline.com/{tenantid}/v2.0`` for ``.../common/v2.0``)."""
         named = self.metadata.get("issuer")
-        return named if isinstance(named, str) and TENANT in named else self.settings.issuer
+        if isinstance(named, str) and TENANT in named and _is_tenant_alias(named, self.settings):
+            return named
+        return self.settings.issuer
 
     def issuer_matches(self, value: str) -> bool:
         """Whether ``value`` (an ``iss`` response parameter) is this provider's issuer."""
@@ -317,3 +317,13 @@ def _names_issuer(named: Any, issuer: str) -> bool:
         return named == issuer
     pattern = re.escape(named).replace(re.escape(TENANT), "[^/]+")
     return re.fullmatch(pattern, issuer) is not None
+
+
+#: What a multi-tenant issuer's ``{tenantid}`` may be in ``OIDC_ISSUER`` for any tenant to
+#: sign in (Entra ID); a tenant's own id there admits that tenant only.
+TENANT_ALIASES = ("common", "organizations", "consumers")
+
+
+def _is_tenant_alias(template: str, settings: Settings) -> bool:
+    """Whether ``OIDC_ISSUER`` names the template's tenant-independent form."""
+    return any(settings.issuer == template.replace(TENANT, alias) for alias in TENANT_ALIASES)

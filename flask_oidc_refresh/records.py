@@ -12,6 +12,10 @@ from . import clock
 T = TypeVar("T")
 
 
+#: Claims about how the user authenticated: only ever taken from the ID token of a sign-in.
+AUTHENTICATION_CLAIMS = frozenset({"acr", "amr", "auth_time"})
+
+
 @dataclass(frozen=True)
 class Tokens:
     """A signed-in user's tokens and claims, and when they must be renewed."""
@@ -55,10 +59,13 @@ class Tokens:
     def renewed(
         self, token: Mapping[str, Any], claims: dict[str, Any], renew_id_token_expiry_seconds: int
     ) -> Tokens:
-        """This record after a refresh: a rotated refresh token replaces the old one."""
+        """This record after a refresh: a rotated refresh token replaces the old one. How the
+        user authenticated (``acr``, ``amr``, ``auth_time``) stays that of the sign-in: a refresh
+        is no authentication."""
+        kept = {k: v for k, v in self.claims.items() if k in AUTHENTICATION_CLAIMS}
         return Tokens.from_response(
             {"id_token": self.id_token, "refresh_token": self.refresh_token, **token},
-            {**self.claims, **claims},
+            {**self.claims, **claims, **kept},
             renew_id_token_expiry_seconds,
             use_refresh_tokens=True,
         )

@@ -67,7 +67,11 @@ def login() -> Response:
         for name in settings.auth_params_from_request
         if request.args.get(name)
     }
-    return flow.start(party, next_url, silent=False, params=params)
+    step_up = flow.read_step_up(request.args.get("step_up", ""), settings.state_lifetime_seconds)
+    acr_values, max_age = step_up or ("", -1)
+    return flow.start(
+        party, next_url, silent=False, params=params, acr_values=acr_values, max_age=max_age
+    )
 
 
 def callback() -> Response:

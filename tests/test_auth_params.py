@@ -65,6 +65,7 @@ def test_login_url_builds_a_sign_in_link(make_app: MakeApp) -> None:
         {"OIDC_AUTH_PARAMS": {"state": "fixed"}},
         {"OIDC_AUTH_PARAMS_FROM_REQUEST": ["login_hint", "nonce"]},
         {"OIDC_AUTH_PARAMS": "not json"},
+        {"OIDC_AUTH_PARAMS": {"code_verifier": "known"}},
     ],
 )
 def test_the_parameters_that_protect_the_flow_cannot_be_set(
@@ -111,3 +112,41 @@ def test_an_old_authentication_steps_up_and_a_script_is_told(
     script = client.get("/sensitive", headers=SCRIPT)
     assert script.status_code == 401
     assert script.json is not None and script.json["error"] == "step_up_required"
+
+
+def test_a_script_is_sent_to_a_sign_in_that_steps_up(
+    client: FlaskClient, fake_provider: FakeProvider
+) -> None:
+    fake_provider.claims = {"acr": "urn:password", "auth_time": int(time.time())}
+    sign_in(client, fake_provider)
+    script = client.get("/sensitive", headers=SCRIPT)
+    assert script.status_code == 401
+    request = sent(client.get(script.headers["login_url"] + "&next=/sensitive"))
+    assert request["acr_values"] == "urn:mfa urn:hardware-key" and request["max_age"] == "300"
+
+
+def test_a_forged_step_up_link_is_a_plain_sign_in(client: FlaskClient) -> None:
+    request = sent(client.get("/oidc/login?step_up=forged&next=/sensitive"))
+    assert "acr_values" not in request and "max_age" not in request
+
+
+def test_userinfo_cannot_vouch_for_how_the_user_signed_in(
+    client: FlaskClient, fake_provider: FakeProvider
+) -> None:
+    fake_provider.userinfo = {"sub": "alice", "acr": "urn:mfa", "auth_time": int(time.time())}
+    sign_in(client, fake_provider)  # the ID token itself says nothing of acr or auth_time
+    assert client.get("/sensitive", headers=NAVIGATION).status_code == 302  # steps up
+
+
+def test_a_refresh_does_not_make_a_sign_in_recent(
+    make_app: MakeApp, fake_provider: FakeProvider
+) -> None:
+    fake_provider.issue_refresh_tokens = True
+    app, _ = make_app()
+    client = app.test_client()
+    fake_provider.claims = {"acr": "urn:mfa", "auth_time": int(time.time()) - 3600}
+    sign_in(client, fake_provider)
+    pass_renewal_deadline(client)
+    fake_provider.claims = {"acr": "urn:mfa", "auth_time": int(time.time())}  # a later login
+    assert client.get("/private").text == "hello alice"  # renewed with the refresh token
+    assert client.get("/sensitive", headers=NAVIGATION).status_code == 302  # still too old

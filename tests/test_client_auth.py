@@ -13,7 +13,7 @@ import pytest
 import requests
 from conftest import Served
 from joserfc import jws
-from joserfc.jwk import ECKey, KeySet, RSAKey
+from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 from provider_forms import sign_in
 
 from flask_oidc_refresh import ConfigError
@@ -119,6 +119,16 @@ def test_the_jwks_route_publishes_the_public_key_only(start_app: StartApp, tmp_p
     assert jws.deserialize_compact(signed, keys).payload == b"hello"
 
 
+def test_the_jwks_route_names_the_algorithm_of_the_curve_and_nothing_else(
+    start_app: StartApp,
+) -> None:
+    key = ECKey.generate_key("P-384").as_dict(private=True)
+    served = start_app(OIDC_CLIENT_PRIVATE_KEY=json.dumps({**key, "x-passphrase": "secret"}))
+    [published] = requests.get(f"{served.base}/oidc/jwks").json()["keys"]
+    assert published["alg"] == "ES384"
+    assert set(published) == {"kty", "crv", "x", "y", "kid", "use", "alg"}
+
+
 def test_without_a_key_the_jwks_route_is_a_404(start_app: StartApp) -> None:
     served = start_app()
     assert requests.get(f"{served.base}/oidc/jwks").status_code == 404
@@ -134,6 +144,19 @@ def test_without_a_key_the_jwks_route_is_a_404(start_app: StartApp) -> None:
         ({"OIDC_CLIENT_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\nnot a key"}, "neither"),
         ({"OIDC_CLIENT_PRIVATE_KEY": "/nonexistent/key.pem"}, "cannot read"),
         ({"OIDC_CLIENT_PRIVATE_KEY": "{not json"}, "not valid JSON"),
+        (
+            {"OIDC_CLIENT_PRIVATE_KEY": OKPKey.generate_key("X25519").as_dict(private=True)},
+            "cannot sign",
+        ),
+        (
+            {
+                "OIDC_CLIENT_PRIVATE_KEY": {
+                    **RSAKey.generate_key(2048).as_dict(private=True),
+                    "alg": "HS256",
+                }
+            },
+            "cannot sign",
+        ),
     ],
 )
 def test_missing_credentials_are_a_config_error(settings: dict[str, object], named: str) -> None:

@@ -11,6 +11,8 @@ from conftest import MakeApp
 from fake_provider import FakeProvider
 from flask.testing import FlaskClient
 
+from flask_oidc_refresh import ConfigError
+
 SAME_SITE = {"Origin": "http://localhost"}
 
 
@@ -79,8 +81,8 @@ def test_a_missing_feature_is_reported_once_with_what_to_set(
         (["openid", "profile", "offline_access"], {}, ["openid", "profile"]),
         (
             ["openid", "email", "offline_access"],
-            {"OIDC_USE_REFRESH_TOKENS": True},  # Auth0, Okta, Entra: refresh tokens need it
-            ["openid", "email", "offline_access"],
+            {"OIDC_USE_REFRESH_TOKENS": True},  # never unasked: Keycloak's outlive the session
+            ["openid", "email"],
         ),
         (None, {}, ["openid", "email", "profile"]),  # no scopes_supported: the usual ones
         (["openid"], {"OIDC_SCOPES": ["openid", "groups"]}, ["openid", "groups"]),  # as set
@@ -148,3 +150,21 @@ def test_a_discovery_issuer_that_is_no_template_of_ours_is_refused(
     fake_provider.metadata = {"issuer": "https://login.example.com/{tenantid}/v2.0"}
     app, _ = make_app(OIDC_ISSUER=f"{fake_provider.issuer}/common/v2.0")
     assert app.test_client().get("/oidc/login").status_code == 502  # the provider is not ours
+
+
+def test_a_tenants_own_issuer_admits_that_tenant_only(
+    make_app: MakeApp, fake_provider: FakeProvider
+) -> None:
+    base = fake_provider.issuer
+    fake_provider.metadata = {"issuer": base + "/{tenantid}/v2.0"}  # as Entra answers for all
+    fake_provider.iss_parameter_supported = False
+    app, _ = make_app(OIDC_ISSUER=f"{base}/{TENANT}/v2.0")
+    other = "0b8a3c1e-0000-4000-8000-000000000000"
+    client = app.test_client()
+    assert answer(client, fake_provider, iss=f"{base}/{other}/v2.0", tid=other) == 400
+    assert answer(client, fake_provider, iss=f"{base}/{TENANT}/v2.0", tid=TENANT) == 302
+
+
+def test_an_issuer_template_is_no_issuer(make_app: MakeApp) -> None:
+    with pytest.raises(ConfigError, match="OIDC_ISSUER is a template"):
+        make_app(OIDC_ISSUER="https://login.microsoftonline.com/{tenantid}/v2.0")

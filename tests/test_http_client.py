@@ -131,3 +131,26 @@ def test_the_apps_own_session_settings_are_used(
     app = app_for(fake_provider, tmp_path, OIDC_HTTP_SESSION=own)
     assert signs_in(app, fake_provider)
     assert {headers.get("X-Tenant") for headers in fake_provider.headers} == {"blue"}
+
+
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        ({"OIDC_HTTP_CA_BUNDLE": "/nonexistent/ca.pem"}, "OIDC_HTTP_CA_BUNDLE"),
+        ({"OIDC_HTTP_SESSION": "not a session"}, "OIDC_HTTP_SESSION"),
+    ],
+)
+def test_http_settings_are_checked_at_init_app(
+    fake_provider: FakeProvider, tmp_path: Path, config: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(ConfigError, match=named):
+        app_for(fake_provider, tmp_path, **config)
+
+
+def test_a_session_without_tls_verification_needs_the_insecure_setting(
+    fake_provider: FakeProvider, tmp_path: Path
+) -> None:
+    own = requests.Session()
+    own.verify = False
+    with pytest.raises(ConfigError, match="OIDC_ALLOW_INSECURE_HTTP"):
+        app_for(fake_provider, tmp_path, OIDC_HTTP_SESSION=own)

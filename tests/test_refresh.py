@@ -303,6 +303,7 @@ def test_a_refreshed_id_token_with_a_later_auth_time_is_accepted_with_a_warning(
     assert client.get("/private", headers=NAVIGATION).text == "hello alice"
     assert tokens_of(client).refresh_token in refreshing.refresh_tokens  # kept, still usable
     assert "changed auth_time (1000 to 5000)" in caplog.text
+    assert tokens_of(client).claims["auth_time"] == 1000  # a refresh is no authentication
 
 
 def test_a_refreshed_id_token_for_another_party_drops_the_refresh_token(
