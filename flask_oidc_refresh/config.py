@@ -57,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "OIDC_RENEWAL_GRACE_SECONDS": None,
     "OIDC_KEEP_SESSION_KEYS": [],
     "OIDC_STORE_MIN_FREE_MB": 100,
+    "OIDC_PROVIDERS": {},
     "OIDC_REDIS_CLIENT_CACHE": True,
     "OIDC_REDIS_MIN_REPLICAS": 0,
 }
@@ -219,6 +220,23 @@ def _auth_params_from_request(config: Mapping[str, Any]) -> tuple[str, ...]:
     return names
 
 
+def _providers(config: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
+    providers = config.get("OIDC_PROVIDERS") or {}
+    if isinstance(providers, str):
+        try:
+            providers = json.loads(providers)
+        except ValueError:
+            providers = None
+    if not isinstance(providers, Mapping) or not all(
+        isinstance(own, Mapping) for own in providers.values()
+    ):
+        raise ConfigError("OIDC_PROVIDERS must map provider names to their settings.")
+    for name in providers:
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", name):
+            raise ConfigError(f"OIDC_PROVIDERS: {name!r} is not a name (a-z, 0-9, _ and -).")
+    return dict(providers)
+
+
 def _http_verify(config: Mapping[str, Any], allow_insecure: bool) -> bool:
     verify = _bool(config, "OIDC_HTTP_VERIFY")
     if not verify and not allow_insecure:
@@ -318,6 +336,7 @@ class Settings:
     store_min_free_mb: int
     redis_client_cache: bool
     redis_min_replicas: int
+    providers: Mapping[str, Mapping[str, Any]]
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -427,7 +446,20 @@ class Settings:
             store_min_free_mb=_int(config, "OIDC_STORE_MIN_FREE_MB", minimum=0),
             redis_client_cache=_bool(config, "OIDC_REDIS_CLIENT_CACHE"),
             redis_min_replicas=_int(config, "OIDC_REDIS_MIN_REPLICAS", minimum=0),
+            providers=_providers(config),
         )
+
+    def for_provider(self, config: Mapping[str, Any], name: str) -> Settings:
+        """The settings of the further provider ``name``: the app's, with that provider's own
+        keys (``ISSUER``, ``CLIENT_ID``, ... with or without the ``OIDC_`` prefix) on top."""
+        own = {
+            key if key.startswith("OIDC_") else f"OIDC_{key}": value
+            for key, value in self.providers[name].items()
+        }
+        try:
+            return Settings.from_config({**config, **own, "OIDC_PROVIDERS": {}})
+        except ConfigError as exc:
+            raise ConfigError(f"OIDC_PROVIDERS[{name!r}]: {exc}") from None
 
     @property
     def renewal_lock_seconds(self) -> float:

@@ -67,9 +67,12 @@ class OIDC:
             lambda session: signin.has_ended(session, relying_party().token_store),
             settings.session_touch_fraction,
         )
+        providers = {"": Provider(settings)}
+        for name in settings.providers:
+            providers[name] = Provider(settings.for_provider(app.config, name), name)
         app.extensions["oidc"] = RelyingParty(
             settings=settings,
-            provider=Provider(settings),
+            providers=providers,
             exemptions=self._exemptions,
             login_handlers=self._login_handlers,
         )

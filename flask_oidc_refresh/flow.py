@@ -54,6 +54,8 @@ class PendingAuthorization:
     #: separated; empty: any) and the longest time since the user authenticated (-1: any).
     acr_values: str = ""
     max_age: int = -1
+    #: The provider it goes to, by name (``""``: the default one).
+    provider: str = ""
 
     @property
     def nonce(self) -> str:
@@ -89,11 +91,13 @@ def start(
     params: Mapping[str, str] | None = None,
     acr_values: str = "",
     max_age: int = -1,
+    provider: str = "",
 ) -> Response:
     """Redirect to the provider for a new authorization (``silent``: with ``prompt=none``;
     ``hints``: ``id_token_hint`` and ``login_hint`` of the sign-in being renewed; ``params``:
     further parameters, after ``OIDC_AUTH_PARAMS``; ``acr_values`` and ``max_age``: a
-    step-up, which the callback checks the ID token against)."""
+    step-up, which the callback checks the ID token against; ``provider``: which one, by
+    name)."""
     settings = party.settings
     next_url = safe_next(next_url, settings.login_redirect_url)
     if len(next_url) > MAX_NEXT_LENGTH:
@@ -107,6 +111,7 @@ def start(
         key_id=_key_id(secret_keys()[0]),  # init_app made sure there is one
         acr_values=acr_values,
         max_age=max_age,
+        provider=provider,
     )
     url = authorization_url(party, pending, {**(params or {}), **(hints or {})})
     waiting = _waiting(party)
@@ -140,8 +145,8 @@ def authorization_url(
 ) -> str:
     """The provider URL that starts ``pending``: code flow, PKCE S256, state and nonce, with
     ``OIDC_AUTH_PARAMS``, then ``params``, then the step-up's and ``prompt=none``."""
-    provider = party.provider
-    extra = {**party.settings.auth_params, **params}
+    provider = provider_of(party, pending)
+    extra = {**provider.settings.auth_params, **params}
     if pending.acr_values:
         extra["acr_values"] = pending.acr_values
     if pending.max_age >= 0:
@@ -168,7 +173,7 @@ def exchange(
     The claims are the ID token's, completed by userinfo when configured; userinfo must be
     about the same ``sub``.
     """
-    provider: Provider = party.provider
+    provider = provider_of(party, pending)
     token = provider.token_request(
         grant_type="authorization_code",
         code=code,
@@ -181,7 +186,7 @@ def exchange(
     claims = provider.validate_id_token(
         id_token, nonce=pending.nonce, access_token=token["access_token"]
     )
-    leeway = party.settings.clock_skew_seconds
+    leeway = provider.settings.clock_skew_seconds
     if not meets(claims, pending.acr_values, pending.max_age, clock.now(), leeway):
         raise TokenError("the ID token does not meet the step-up asked for (acr, auth_time)")
     userinfo_endpoint = provider.endpoint("userinfo_endpoint")
@@ -201,6 +206,12 @@ def _serializer(salt: str = "flask-oidc-refresh.pending") -> URLSafeTimedSeriali
     last, as itsdangerous wants them)."""
     keys = [k.decode() if isinstance(k, bytes) else k for k in secret_keys()]
     return URLSafeTimedSerializer(keys[::-1], salt=salt)
+
+
+def provider_of(party: RelyingParty, pending: PendingAuthorization) -> Provider:
+    """The provider ``pending`` went to (the default one, should it be gone from the
+    settings)."""
+    return party.providers.get(pending.provider, party.provider)
 
 
 def sign_step_up(acr_values: str, max_age: int) -> str:

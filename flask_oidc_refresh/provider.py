@@ -48,8 +48,9 @@ class Provider:
     ``OIDC_HTTP_TIMEOUT_SECONDS``.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, name: str = "") -> None:
         self.settings = settings
+        self.name = name
         self.client_auth = ClientAuth(settings)
         self.http = provider_session(requests.Session(), settings)
         own = settings.http_session

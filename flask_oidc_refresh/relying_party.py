@@ -4,7 +4,7 @@ it down."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,8 @@ class RelyingParty:
     """Settings, the provider, the token store, and the hooks and exemptions of one app."""
 
     settings: Settings
-    provider: Provider
+    #: The providers by name; ``""`` is the one of the top-level settings, the default.
+    providers: dict[str, Provider]
     exemptions: Exemptions
     login_handlers: list[LoginHandler]
     _token_store: TokenStore | None = field(default=None, repr=False)
@@ -41,6 +42,21 @@ class RelyingParty:
                 lock_seconds=self.settings.renewal_lock_seconds,
             )
         return self._token_store
+
+    @property
+    def provider(self) -> Provider:
+        """The default provider (the top-level settings')."""
+        return self.providers[""]
+
+    def provider_of(self, claims: Mapping[str, Any]) -> Provider:
+        """The provider that signed a sign-in in, by the issuer its claims name (each provider
+        has its own); the default one when none matches."""
+        issuer = claims.get("iss")
+        if isinstance(issuer, str) and len(self.providers) > 1:
+            for provider in self.providers.values():
+                if provider.issuer_matches(issuer):
+                    return provider
+        return self.provider
 
     def is_exempt(self, request: Request) -> bool:
         """Whether ``request`` skips session renewal."""

@@ -75,9 +75,11 @@ def start_silent_renewal(party: RelyingParty, next_url: str) -> Response:
     if sign_in.renew_at > clock.now():
         return redirect(next_url)  # renewed meanwhile, by another tab
     if sign_in.silent_attempt_for == sign_in.renew_at:
-        return flow.start(party, next_url, silent=False)
+        provider = party.provider_of(sign_in.claims).name
+        return flow.start(party, next_url, silent=False, provider=provider)
     signin.mark_silent_attempt(session, sign_in)
-    return flow.start(party, next_url, silent=True, hints=_hints(party, sign_in))
+    provider = party.provider_of(sign_in.claims).name
+    return flow.start(party, next_url, silent=True, hints=_hints(party, sign_in), provider=provider)
 
 
 def _hints(party: RelyingParty, sign_in: SignIn) -> dict[str, str]:
@@ -108,9 +110,9 @@ def complete_silent_renewal(
     sign-in."""
     check_renewed_id_token(previous.claims, claims)
     store = party.token_store
-    settings = party.settings
+    use_refresh_tokens = flow.provider_of(party, pending).settings.use_refresh_tokens
     tokens = Tokens.from_response(
-        token, claims, settings.renew_id_token_expiry_seconds, settings.use_refresh_tokens
+        token, claims, party.settings.renew_id_token_expiry_seconds, use_refresh_tokens
     )
     with store.lock(previous.record):  # a logout meanwhile waits, or has already ended it
         if signin.load_tokens(store, previous) is None:

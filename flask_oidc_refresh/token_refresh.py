@@ -101,7 +101,7 @@ class _Attempt:
 
     def _spend(self, tokens: Tokens) -> Outcome:
         """Spend the refresh token; called under the record's lock."""
-        provider = self.party.provider
+        provider = self.party.provider_of(tokens.claims)
         try:
             response = provider.token_request(
                 grant_type="refresh_token", refresh_token=tokens.refresh_token

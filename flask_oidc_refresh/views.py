@@ -17,7 +17,7 @@ from . import clock, flow, signals, signin
 from .errors import CrossSiteRequest, LoginError
 from .flow import PendingAuthorization
 from .navigation import safe_next
-from .provider import ProviderError, TokenEndpointError
+from .provider import Provider, ProviderError, TokenEndpointError
 from .records import Tokens
 from .relying_party import RelyingParty, relying_party
 from .renewal import complete_silent_renewal, renewal_failed, start_silent_renewal
@@ -48,10 +48,13 @@ def make_blueprint(url_prefix: str) -> Blueprint:
 def jwks() -> Response:
     """``GET /jwks``: the public key the app signs its client assertions with
     (``private_key_jwt``), for providers that fetch it; 404 when it has none."""
-    keys = relying_party().provider.client_auth.public_jwks()
-    if keys is None:
+    published: dict[str, Any] = {}
+    for provider in relying_party().providers.values():
+        for key in (provider.client_auth.public_jwks() or {"keys": []})["keys"]:
+            published.setdefault(key["kid"], key)
+    if not published:
         return _logout_answer(404, "not_found", "this app has no signing key")
-    response = make_response(keys)
+    response = make_response({"keys": list(published.values())})
     response.headers["Cache-Control"] = "public, max-age=3600"
     return response
 
@@ -60,7 +63,11 @@ def login() -> Response:
     """``GET /login?next=...``: start an interactive sign-in that comes back to ``next``, with
     the authorization parameters of the link that ``OIDC_AUTH_PARAMS_FROM_REQUEST`` allows."""
     party = relying_party()
-    settings = party.settings
+    name = request.args.get("provider", "")
+    if name not in party.providers:
+        log.warning("sign-in with an unknown provider %r", name[:40])
+        raise LoginError("There is no such identity provider.", error="unknown_provider")
+    settings = party.providers[name].settings
     next_url = safe_next(request.args.get("next"), settings.login_redirect_url)
     params = {
         name: request.args[name][:MAX_PARAM_LENGTH]
@@ -70,7 +77,13 @@ def login() -> Response:
     step_up = flow.read_step_up(request.args.get("step_up", ""), settings.state_lifetime_seconds)
     acr_values, max_age = step_up or ("", -1)
     return flow.start(
-        party, next_url, silent=False, params=params, acr_values=acr_values, max_age=max_age
+        party,
+        next_url,
+        silent=False,
+        params=params,
+        acr_values=acr_values,
+        max_age=max_age,
+        provider=name,
     )
 
 
@@ -86,7 +99,7 @@ def callback() -> Response:
             "Please sign in again.",
             error="invalid_state",
         )
-    _check_issuer(party)
+    _check_issuer(flow.provider_of(party, pending))
     error = request.args.get("error")
     if error:
         log.info("the provider answered the sign-in request with %s", error[:100])
@@ -117,9 +130,9 @@ def callback() -> Response:
     return _complete_sign_in(party, pending, token, claims)
 
 
-def _check_issuer(party: RelyingParty) -> None:
-    """The response's ``iss`` (RFC 9207) must be our issuer when given or advertised."""
-    provider = party.provider
+def _check_issuer(provider: Provider) -> None:
+    """The response's ``iss`` (RFC 9207) must be the provider's issuer when given or
+    advertised."""
     issuer = request.args.get("iss")
     if issuer is None and not provider.advertises_iss_parameter:
         return
@@ -147,8 +160,9 @@ def _complete_sign_in(
     """Sign the user in, in a fresh session with a new id; the app's login handlers may
     refuse."""
     settings = party.settings
+    use_refresh_tokens = flow.provider_of(party, pending).settings.use_refresh_tokens
     tokens = Tokens.from_response(
-        token, claims, settings.renew_id_token_expiry_seconds, settings.use_refresh_tokens
+        token, claims, settings.renew_id_token_expiry_seconds, use_refresh_tokens
     )
     signin.begin(session, party.token_store, tokens, keep=settings.keep_session_keys)
     try:
@@ -183,13 +197,13 @@ def logout() -> Response:
     check_same_origin()
     party = relying_party()
     settings = party.settings
-    provider = party.provider
     ended = signin.end(session, party.token_store)
     flow.forget_all(party)  # a renewal under way must not sign the user back in
     local_url = settings.logout_redirect_url
     if ended is None:
         return redirect(local_url)
     tokens = ended.tokens
+    provider = party.provider_of(ended.sign_in.claims)
     if tokens is not None:
         if tokens.refresh_token:
             provider.revoke(tokens.refresh_token, "refresh_token")
@@ -211,7 +225,7 @@ def logout() -> Response:
         end_session,
         {
             "id_token_hint": tokens.id_token,
-            "client_id": settings.client_id,
+            "client_id": provider.settings.client_id,
             "post_logout_redirect_uri": url_for("oidc.logout_callback", _external=True),
             "state": logout_state,
         },
@@ -248,7 +262,7 @@ def backchannel_logout() -> Response:
         log.warning("back-channel logout without a logout_token")
         return _logout_answer(400, "invalid_request", "logout_token is missing")
     try:
-        claims = party.provider.validate_logout_token(logout_token)
+        claims = _validate_logout_token(party, logout_token)
     except TokenError as exc:
         log.warning("back-channel logout refused: %s", exc)
         return _logout_answer(400, "invalid_request", str(exc))
@@ -272,15 +286,29 @@ def backchannel_logout() -> Response:
     return _logout_answer(200)
 
 
+def _validate_logout_token(party: RelyingParty, logout_token: str) -> dict[str, Any]:
+    """A logout token of one of the app's providers, checked; its claims. The first refusal is
+    the answer when no provider takes it."""
+    refusal: TokenError | None = None
+    for provider in party.providers.values():
+        try:
+            return provider.validate_logout_token(logout_token)
+        except TokenError as exc:
+            refusal = refusal or exc
+    assert refusal is not None  # there is always the default provider
+    raise refusal
+
+
 def _end_sessions(index: SessionIndex, claims: dict[str, Any]) -> int:
-    """End the sessions a logout token names: those of its ``sid``, or all of its ``sub``'s."""
-    sid, sub = claims.get("sid"), claims.get("sub")
+    """End the sessions a logout token names: those of its ``sid``, or all of its ``sub``'s,
+    that its issuer signed in."""
+    issuer, sid, sub = claims["iss"], claims.get("sid"), claims.get("sub")
     if isinstance(sid, str) and sid:
-        ended = index.end("sid", sid)
+        ended = index.end(issuer, "sid", sid)
         if isinstance(sub, str) and sub:  # sessions whose ID token named no sid may be this one
-            ended += index.end("sub-without-sid", sub)
+            ended += index.end(issuer, "sub-without-sid", sub)
         return ended
-    return index.end("sub", str(sub))
+    return index.end(issuer, "sub", str(sub))
 
 
 def _logout_answer(

@@ -224,7 +224,7 @@ def test_the_listing_keeps_only_live_sessions(app: Flask, fake_provider: FakePro
     with app.app_context():
         index = relying_party().token_store.index
         assert index is not None
-        assert index.end("sub", "alice") == 2  # the two live sessions, nothing else
+        assert index.end(fake_provider.issuer, "sub", "alice") == 2  # the two live ones only
 
 
 def test_a_listing_locked_too_long_is_a_503_not_a_500(
@@ -240,7 +240,7 @@ def test_a_listing_locked_too_long_is_a_503_not_a_500(
     def hold_the_listing() -> None:
         with app.app_context():
             store = relying_party().token_store
-            with store.backend.lock("oidc-sid:sid-1", 5):
+            with store.backend.lock(base.index_key(fake_provider.issuer, "sid", "sid-1"), 5):
                 held.set()
                 release.wait(5)
 

@@ -31,6 +31,7 @@ from flask_oidc_refresh import ConfigError
 from flask_oidc_refresh.sessions import SessionGuard
 from flask_oidc_refresh.store import LockTimeout
 from flask_oidc_refresh.store import redis as redis_store
+from flask_oidc_refresh.store.base import index_key
 from flask_oidc_refresh.store.redis import NotReplicated, RedisBackend, ReplicatedLock, lock_key
 from flask_oidc_refresh.testing import pass_renewal_deadline
 
@@ -119,10 +120,11 @@ def test_the_back_channel_index_lives_as_long_as_the_session(
     client = redis_app.test_client()
     sign_in(client, fake_provider)
     redis = session_redis(redis_app)
-    redis.expire("oidc-sub:alice", 5)
+    listing = index_key(fake_provider.issuer, "sub", "alice")
+    redis.expire(listing, 5)
     pass_renewal_deadline(client)
     assert client.get("/private").text == "hello alice"  # renewed with the refresh token
-    assert redis.ttl("oidc-sub:alice") > 3600
+    assert redis.ttl(listing) > 3600
 
 
 def test_a_late_session_save_cannot_bring_old_tokens_back(

@@ -116,20 +116,24 @@ def test_an_index_entry_can_be_locked_under_its_records_lock(app: Flask) -> None
     import hashlib
 
     from flask_oidc_refresh.relying_party import relying_party
-    from flask_oidc_refresh.store.base import LOCK_BUCKETS, RECORD_PREFIX
+    from flask_oidc_refresh.store.base import LOCK_BUCKETS, RECORD_PREFIX, index_key
 
     def bucket(key: str) -> int:
         return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") % LOCK_BUCKETS
 
     record = RECORD_PREFIX + "r"
-    sub = next(str(n) for n in range(100_000) if bucket(f"oidc-sub:{n}") == bucket(record))
+    issuer = "https://login.example.com"
+    sub = next(
+        str(n) for n in range(100_000) if bucket(index_key(issuer, "sub", str(n))) == bucket(record)
+    )
     with app.app_context():
         store = relying_party().token_store
         assert store.index is not None
         with store.lock(record):
             # would raise LockTimeout if it waited for itself
-            store.index.add("session", record, {"sub": sub, "sid": "s"}, prune=False)
-        assert store.index.end("sub", sub) == 1
+            claims = {"iss": issuer, "sub": sub, "sid": "s"}
+            store.index.add("session", record, claims, prune=False)
+        assert store.index.end(issuer, "sub", sub) == 1
 
 
 def test_renewal_on_an_in_memory_cachelib_store_does_not_wait_for_itself(

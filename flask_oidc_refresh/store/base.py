@@ -188,10 +188,10 @@ class SessionIndex:
                     members = {m for m in members if self._exists(m.split(" ")[1])}
                 self.backend.write(key, sorted(members | {member}), self.lifetime)
 
-    def end(self, claim: str, value: str) -> int:
-        """End every session listed under ``claim`` = ``value``: its session and its tokens
-        are removed from the shared store. Returns how many there were."""
-        key = _index_key(claim, value)
+    def end(self, issuer: str, claim: str, value: str) -> int:
+        """End every session that ``issuer`` signed in and lists under ``claim`` = ``value``:
+        its session and its tokens are removed from the shared store. Returns how many."""
+        key = index_key(issuer, claim, value)
         with self.backend.lock(key, INDEX_LOCK_SECONDS):
             members = list(self.backend.read(key) or ())
             self.backend.delete(key)
@@ -223,17 +223,19 @@ def _jti_key(issuer: str, jti: str) -> str:
     return f"oidc-jti:{issuer}:{jti}"
 
 
-def _index_key(claim: str, value: str) -> str:
-    return f"oidc-{claim}:{value}"
+def index_key(issuer: str, claim: str, value: str) -> str:
+    """An index entry: per issuer, since two providers may give the same ``sub`` or ``sid``."""
+    digest = hashlib.sha256(issuer.encode()).hexdigest()[:16]
+    return f"oidc-{claim}:{digest}:{value}"
 
 
 def _index_keys(claims: Mapping[str, Any]) -> list[str]:
-    sid, sub = claims.get("sid"), claims.get("sub")
+    issuer, sid, sub = str(claims.get("iss")), claims.get("sid"), claims.get("sub")
     keys = []
     if isinstance(sid, str) and sid:
-        keys.append(_index_key("sid", sid))
+        keys.append(index_key(issuer, "sid", sid))
     if isinstance(sub, str) and sub:
-        keys.append(_index_key("sub", sub))
+        keys.append(index_key(issuer, "sub", sub))
         if not sid:  # no sid to tell its provider session by: any logout of the user ends it
-            keys.append(_index_key("sub-without-sid", sub))
+            keys.append(index_key(issuer, "sub-without-sid", sub))
     return keys
