@@ -156,6 +156,22 @@ def config_keys(options: Mapping[str, Any]) -> dict[str, Any]:
     return keys
 
 
+#: The settings a further provider (``OIDC_PROVIDERS``) may have of its own.
+PROVIDER_KEYS = frozenset({
+    "OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET", "OIDC_CLIENT_AUTH_METHOD",
+    "OIDC_CLIENT_PRIVATE_KEY", "OIDC_CLIENT_PRIVATE_KEY_ID", *ENDPOINT_KEYS.values(),
+    "OIDC_ID_TOKEN_ALGORITHMS", "OIDC_SCOPES", "OIDC_AUTH_PARAMS",
+    "OIDC_AUTH_PARAMS_FROM_REQUEST", "OIDC_FETCH_USERINFO", "OIDC_USE_REFRESH_TOKENS",
+    "OIDC_HTTP_TIMEOUT_SECONDS", "OIDC_HTTP_CA_BUNDLE", "OIDC_HTTP_PROXY",
+    "OIDC_DISCOVERY_CACHE_SECONDS", "OIDC_JWKS_REFETCH_INTERVAL_SECONDS",
+    "OIDC_CLOCK_SKEW_SECONDS",
+})  # fmt: skip
+#: Of those, what a further provider takes from the app's settings unless it sets its own.
+SHARED_PROVIDER_KEYS = frozenset({
+    "OIDC_HTTP_TIMEOUT_SECONDS", "OIDC_HTTP_CA_BUNDLE", "OIDC_HTTP_PROXY",
+    "OIDC_DISCOVERY_CACHE_SECONDS", "OIDC_JWKS_REFETCH_INTERVAL_SECONDS",
+    "OIDC_CLOCK_SKEW_SECONDS",
+})  # fmt: skip
 #: Settings of other OpenID Connect libraries (mozilla-django-oidc, flask-oidc), with ours.
 FOREIGN_KEYS = {
     "OIDC_RP_CLIENT_ID": "OIDC_CLIENT_ID",
@@ -450,14 +466,19 @@ class Settings:
         )
 
     def for_provider(self, config: Mapping[str, Any], name: str) -> Settings:
-        """The settings of the further provider ``name``: the app's, with that provider's own
-        keys (``ISSUER``, ``CLIENT_ID``, ... with or without the ``OIDC_`` prefix) on top."""
-        own = {
-            key if key.startswith("OIDC_") else f"OIDC_{key}": value
-            for key, value in self.providers[name].items()
-        }
+        """The settings of the further provider ``name``: its own keys of
+        :data:`PROVIDER_KEYS` (``ISSUER``, ``CLIENT_ID``, ... with or without ``OIDC_``); of
+        the app's, only the HTTP client's and the clock skew (never a credential or an
+        endpoint of the default provider)."""
+        own = {}
+        for key, value in self.providers[name].items():
+            full = key.upper() if key.upper().startswith("OIDC_") else f"OIDC_{key.upper()}"
+            if full not in PROVIDER_KEYS:
+                raise ConfigError(f"OIDC_PROVIDERS[{name!r}]: {key} cannot be set per provider.")
+            own[full] = value
+        inherited = {k: DEFAULTS[k] for k in PROVIDER_KEYS if k not in SHARED_PROVIDER_KEYS}
         try:
-            return Settings.from_config({**config, **own, "OIDC_PROVIDERS": {}})
+            return Settings.from_config({**config, **inherited, **own, "OIDC_PROVIDERS": {}})
         except ConfigError as exc:
             raise ConfigError(f"OIDC_PROVIDERS[{name!r}]: {exc}") from None
 

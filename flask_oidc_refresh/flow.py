@@ -24,6 +24,7 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
 from . import clock
+from .errors import LoginError
 from .navigation import safe_next
 from .provider import Provider
 from .records import AUTHENTICATION_CLAIMS
@@ -135,9 +136,12 @@ def forget_all(party: RelyingParty) -> None:
     _waiting(party).clear()
 
 
-def redirect_uri(party: RelyingParty) -> str:
-    """The redirect URI of this app: ``OIDC_REDIRECT_URI``, or the callback URL."""
-    return party.settings.redirect_uri or url_for("oidc.callback", _external=True)
+def redirect_uri(party: RelyingParty, provider: str = "") -> str:
+    """Where ``provider`` sends the browser back: ``OIDC_REDIRECT_URI`` or the callback URL, with
+    the provider's name after it for a further provider (so that no provider's answer can be
+    taken for another's: the mix-up attack)."""
+    base = party.settings.redirect_uri or url_for("oidc.callback", _external=True)
+    return f"{base.rstrip('/')}/{provider}" if provider else base
 
 
 def authorization_url(
@@ -159,7 +163,7 @@ def authorization_url(
             state=pending.state,
             code_verifier=pending.code_verifier,
             nonce=pending.nonce,
-            redirect_uri=redirect_uri(party),
+            redirect_uri=redirect_uri(party, pending.provider),
             **extra,
         )
     return str(url)
@@ -177,7 +181,7 @@ def exchange(
     token = provider.token_request(
         grant_type="authorization_code",
         code=code,
-        redirect_uri=redirect_uri(party),
+        redirect_uri=redirect_uri(party, pending.provider),
         code_verifier=pending.code_verifier,
     )
     id_token = token.get("id_token")
@@ -209,9 +213,15 @@ def _serializer(salt: str = "flask-oidc-refresh.pending") -> URLSafeTimedSeriali
 
 
 def provider_of(party: RelyingParty, pending: PendingAuthorization) -> Provider:
-    """The provider ``pending`` went to (the default one, should it be gone from the
-    settings)."""
-    return party.providers.get(pending.provider, party.provider)
+    """The provider ``pending`` went to; :class:`LoginError` when the settings no longer have
+    it."""
+    provider = party.provider_named(pending.provider)
+    if provider is None:
+        log.warning(
+            "a sign-in came back from provider %r, which is not configured", pending.provider
+        )
+        raise LoginError("This sign-in went to an identity provider that is no longer offered.")
+    return provider
 
 
 def sign_step_up(acr_values: str, max_age: int) -> str:

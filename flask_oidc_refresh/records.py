@@ -27,6 +27,8 @@ class Tokens:
     expires_at: float | None
     renew_at: float
     retry_at: float = 0.0
+    #: The provider that signed the user in, by name (``""``: the default one).
+    provider: str = ""
 
     @classmethod
     def from_response(
@@ -35,8 +37,9 @@ class Tokens:
         claims: dict[str, Any],
         renew_id_token_expiry_seconds: int,
         use_refresh_tokens: bool | None,
+        provider: str = "",
     ) -> Tokens:
-        """A record for a token response whose ID token gave ``claims``."""
+        """A record for a token response of ``provider`` whose ID token gave ``claims``."""
         now = clock.now()
         expires_in = token.get("expires_in")
         expires_at = now + float(expires_in) if isinstance(expires_in, int | float) else None
@@ -50,6 +53,7 @@ class Tokens:
             renew_at=renewal_deadline(
                 now, renew_id_token_expiry_seconds, expires_at, bool(refresh_token)
             ),
+            provider=provider,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -68,6 +72,7 @@ class Tokens:
             {**self.claims, **claims, **kept},
             renew_id_token_expiry_seconds,
             use_refresh_tokens=True,
+            provider=self.provider,
         )
 
     def replace(self, **changes: Any) -> Tokens:

@@ -4,7 +4,7 @@ it down."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,15 +48,10 @@ class RelyingParty:
         """The default provider (the top-level settings')."""
         return self.providers[""]
 
-    def provider_of(self, claims: Mapping[str, Any]) -> Provider:
-        """The provider that signed a sign-in in, by the issuer its claims name (each provider
-        has its own); the default one when none matches."""
-        issuer = claims.get("iss")
-        if isinstance(issuer, str) and len(self.providers) > 1:
-            for provider in self.providers.values():
-                if provider.issuer_matches(issuer):
-                    return provider
-        return self.provider
+    def provider_named(self, name: str) -> Provider | None:
+        """The provider ``name`` (``""``: the default one); None when the settings no longer
+        have it."""
+        return self.providers.get(name)
 
     def is_exempt(self, request: Request) -> bool:
         """Whether ``request`` skips session renewal."""

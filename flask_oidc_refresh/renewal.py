@@ -74,12 +74,12 @@ def start_silent_renewal(party: RelyingParty, next_url: str) -> Response:
         return flow.start(party, next_url, silent=True)
     if sign_in.renew_at > clock.now():
         return redirect(next_url)  # renewed meanwhile, by another tab
+    provider = sign_in.provider if party.provider_named(sign_in.provider) else ""
     if sign_in.silent_attempt_for == sign_in.renew_at:
-        provider = party.provider_of(sign_in.claims).name
         return flow.start(party, next_url, silent=False, provider=provider)
     signin.mark_silent_attempt(session, sign_in)
-    provider = party.provider_of(sign_in.claims).name
-    return flow.start(party, next_url, silent=True, hints=_hints(party, sign_in), provider=provider)
+    hints = _hints(party, sign_in)
+    return flow.start(party, next_url, silent=True, hints=hints, provider=provider)
 
 
 def _hints(party: RelyingParty, sign_in: SignIn) -> dict[str, str]:
@@ -112,17 +112,22 @@ def complete_silent_renewal(
     store = party.token_store
     use_refresh_tokens = flow.provider_of(party, pending).settings.use_refresh_tokens
     tokens = Tokens.from_response(
-        token, claims, party.settings.renew_id_token_expiry_seconds, use_refresh_tokens
+        token,
+        claims,
+        party.settings.renew_id_token_expiry_seconds,
+        use_refresh_tokens,
+        provider=pending.provider,
     )
     with store.lock(previous.record):  # a logout meanwhile waits, or has already ended it
         if signin.load_tokens(store, previous) is None:
-            return renewal_failed(party, pending.next_url, "the sign-in ended during the renewal")
+            reason = "the sign-in ended during the renewal"
+            return renewal_failed(party, pending.next_url, reason, pending.provider)
         signin.save_tokens(session, store, previous, tokens)
     signals.send(signals.session_renewed, claims=claims, method="prompt_none")
     return redirect(pending.next_url)
 
 
-def renewal_failed(party: RelyingParty, next_url: str, reason: str) -> Response:
+def renewal_failed(party: RelyingParty, next_url: str, reason: str, provider: str = "") -> Response:
     """A silent renewal failed: end the sign-in, then sign in interactively (or go to
     ``OIDC_LOGIN_REDIRECT_URL_FAILURE``)."""
     ended = signin.end(session, party.token_store)
@@ -133,7 +138,7 @@ def renewal_failed(party: RelyingParty, next_url: str, reason: str) -> Response:
     failure_url = party.settings.login_redirect_url_failure
     if failure_url:
         return redirect(failure_url)
-    return flow.start(party, next_url, silent=False)
+    return flow.start(party, next_url, silent=False, provider=provider)
 
 
 def refresh_required(next_url: str) -> Response:

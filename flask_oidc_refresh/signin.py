@@ -32,6 +32,8 @@ class SignIn:
     claims: dict[str, Any]
     #: The deadline for which a silent (``prompt=none``) renewal was tried, if one was.
     silent_attempt_for: float | None = None
+    #: The provider that signed the user in, by name (``""``: the default one).
+    provider: str = ""
 
 
 def current(session: Mapping[str, Any]) -> SignIn | None:
@@ -141,7 +143,8 @@ def has_ended(session: Mapping[str, Any], store: TokenStore) -> bool:
 
 
 def _copy(session: MutableMapping[str, Any], record: str, tokens: Tokens) -> None:
-    session[SESSION_KEY] = asdict(SignIn(record, tokens.renew_at, tokens.claims))
+    sign_in = SignIn(record, tokens.renew_at, tokens.claims, provider=tokens.provider)
+    session[SESSION_KEY] = asdict(sign_in)
 
 
 def _list(

@@ -101,7 +101,9 @@ class _Attempt:
 
     def _spend(self, tokens: Tokens) -> Outcome:
         """Spend the refresh token; called under the record's lock."""
-        provider = self.party.provider_of(tokens.claims)
+        provider = self.party.provider_named(tokens.provider)
+        if provider is None:  # no longer configured: the sign-in cannot be renewed
+            return self._gone()
         try:
             response = provider.token_request(
                 grant_type="refresh_token", refresh_token=tokens.refresh_token

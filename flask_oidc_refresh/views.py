@@ -3,7 +3,9 @@ and the static script. Each view fetches the relying party once and passes it do
 
 from __future__ import annotations
 
+import base64
 import hmac
+import json
 import logging
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,6 +38,7 @@ def make_blueprint(url_prefix: str) -> Blueprint:
     bp = Blueprint("oidc", __name__, url_prefix=url_prefix, static_folder="static")
     bp.add_url_rule("/login", view_func=login, methods=["GET"])
     bp.add_url_rule("/callback", view_func=callback, methods=["GET"])
+    bp.add_url_rule("/callback/<provider>", view_func=callback, methods=["GET"])
     bp.add_url_rule("/logout", view_func=logout, methods=["POST"])
     bp.add_url_rule("/logout/callback", view_func=logout_callback, methods=["GET"])
     bp.add_url_rule("/refresh", view_func=refresh, methods=["GET"])
@@ -87,7 +90,7 @@ def login() -> Response:
     )
 
 
-def callback() -> Response:
+def callback(provider: str = "") -> Response:
     """``GET /callback``: the provider's answer. Checked here, then it completes either an
     interactive sign-in or a silent renewal; both fail the same way."""
     party = relying_party()
@@ -99,6 +102,11 @@ def callback() -> Response:
             "Please sign in again.",
             error="invalid_state",
         )
+    if pending.provider != provider:  # one provider's answer brought to another's address
+        log.warning(
+            "a sign-in of provider %r came back to %r's callback", pending.provider, provider
+        )
+        raise LoginError("This sign-in response came back to the wrong address.")
     _check_issuer(flow.provider_of(party, pending))
     error = request.args.get("error")
     if error:
@@ -147,7 +155,7 @@ def _failed(
     """The provider did not complete ``pending``: a silent renewal ends the sign-in, an
     interactive sign-in is a :class:`LoginError` page."""
     if pending.silent:
-        return renewal_failed(party, pending.next_url, reason)
+        return renewal_failed(party, pending.next_url, reason, pending.provider)
     raise LoginError(message, error=error)
 
 
@@ -162,7 +170,11 @@ def _complete_sign_in(
     settings = party.settings
     use_refresh_tokens = flow.provider_of(party, pending).settings.use_refresh_tokens
     tokens = Tokens.from_response(
-        token, claims, settings.renew_id_token_expiry_seconds, use_refresh_tokens
+        token,
+        claims,
+        settings.renew_id_token_expiry_seconds,
+        use_refresh_tokens,
+        provider=pending.provider,
     )
     signin.begin(session, party.token_store, tokens, keep=settings.keep_session_keys)
     try:
@@ -203,7 +215,9 @@ def logout() -> Response:
     if ended is None:
         return redirect(local_url)
     tokens = ended.tokens
-    provider = party.provider_of(ended.sign_in.claims)
+    provider = party.provider_named(ended.sign_in.provider)
+    if provider is None:  # no longer configured: signed out here only
+        return redirect(local_url)
     if tokens is not None:
         if tokens.refresh_token:
             provider.revoke(tokens.refresh_token, "refresh_token")
@@ -287,16 +301,35 @@ def backchannel_logout() -> Response:
 
 
 def _validate_logout_token(party: RelyingParty, logout_token: str) -> dict[str, Any]:
-    """A logout token of one of the app's providers, checked; its claims. The first refusal is
-    the answer when no provider takes it."""
+    """A logout token of one of the app's providers, checked; its claims. The provider whose
+    issuer the token names is tried first, and a provider that cannot be reached does not stop
+    the others; when none takes the token, an unreachable one makes it a ``502`` (the provider
+    tries again later), else the first refusal is the answer."""
+    named = _unverified_issuer(logout_token)
+    providers = sorted(party.providers.values(), key=lambda p: p.settings.issuer != named)
     refusal: TokenError | None = None
-    for provider in party.providers.values():
+    unavailable: ProviderError | None = None
+    for provider in providers:
         try:
             return provider.validate_logout_token(logout_token)
         except TokenError as exc:
             refusal = refusal or exc
-    assert refusal is not None  # there is always the default provider
-    raise refusal
+        except ProviderError as exc:
+            unavailable = unavailable or exc
+    if unavailable is not None:
+        raise unavailable
+    raise refusal or TokenError("no provider could check this logout token")
+
+
+def _unverified_issuer(token: str) -> str | None:
+    """The ``iss`` a JWT names, unverified: only to choose which provider checks it."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return None
+    issuer = claims.get("iss") if isinstance(claims, dict) else None
+    return issuer if isinstance(issuer, str) else None
 
 
 def _end_sessions(index: SessionIndex, claims: dict[str, Any]) -> int:

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from blinker import Signal
 from fake_provider import FakeProvider
@@ -136,8 +136,9 @@ def recorded(signal: Signal, app: Flask) -> Iterator[list[dict[str, Any]]]:
 
 def provider_answers(client: FlaskClient, provider: FakeProvider, location: str) -> TestResponse:
     """The provider agrees to the authorization request at ``location`` and sends the browser
-    back: the callback's response."""
-    return client.get("/oidc/callback", query_string=provider.authorize(location))
+    back to its ``redirect_uri``: the callback's response."""
+    callback = urlsplit(parse_qs(urlsplit(location).query)["redirect_uri"][0]).path
+    return client.get(callback, query_string=provider.authorize(location))
 
 
 def sign_in(

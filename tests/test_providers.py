@@ -121,3 +121,40 @@ def test_a_mistake_in_a_providers_settings_names_it(
 ) -> None:
     with pytest.raises(ConfigError, match=named):
         make_app(OIDC_PROVIDERS=providers)
+
+
+def test_an_answer_brought_to_another_providers_callback_is_refused(
+    app: Flask, fake_provider: FakeProvider, partner: FakeProvider
+) -> None:
+    client = app.test_client()
+    location = client.get("/oidc/login?provider=partner").headers["Location"]
+    assert "%2Foidc%2Fcallback%2Fpartner" in location  # its own redirect URI
+    answer = client.get("/oidc/callback", query_string=partner.authorize(location))
+    assert answer.status_code == 400  # the mix-up attack: a code for one, sent to the other
+    assert client.get("/api/data", headers=SCRIPT).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("own", "named"),
+    [
+        ({"ISSUER": "https://a.example.com", "CLIENT_ID": "a", "URL_PREFIX": "/x"}, "URL_PREFIX"),
+        ({"ISSUER": "https://a.example.com", "CLIENT_ID": "a"}, "OIDC_CLIENT_SECRET"),
+    ],
+)
+def test_a_provider_has_its_own_credentials_and_nothing_app_wide(
+    make_app: MakeApp, own: dict[str, str], named: str
+) -> None:
+    with pytest.raises(ConfigError, match=named):  # the default's secret is not lent to it
+        make_app(OIDC_PROVIDERS={"other": own})
+
+
+def test_one_provider_down_does_not_stop_anothers_back_channel_logout(
+    app: Flask, fake_provider: FakeProvider, partner: FakeProvider
+) -> None:
+    client = app.test_client()
+    sign_in_with_partner(client, partner)
+    fake_provider.jwks_status = fake_provider.discovery_status = 503  # the default is down
+    token = partner.make_logout_token(sub="alice")
+    answer = app.test_client().post("/oidc/backchannel-logout", data={"logout_token": token})
+    assert answer.status_code == 200
+    assert client.get("/api/data", headers=SCRIPT).status_code == 401
