@@ -213,15 +213,21 @@ PROTECTED_PARAMS = frozenset({
 })  # fmt: skip
 
 
-def _auth_params(config: Mapping[str, Any]) -> Mapping[str, str]:
-    params = config.get("OIDC_AUTH_PARAMS") or {}
-    if isinstance(params, str):
+def _mapping(config: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """A mapping; from the environment as a JSON object."""
+    value = config.get(key) or {}
+    if isinstance(value, str):
         try:
-            params = json.loads(params)
+            value = json.loads(value)
         except ValueError:
-            raise ConfigError("OIDC_AUTH_PARAMS must be a mapping (or a JSON object).") from None
-    if not isinstance(params, Mapping):
-        raise ConfigError("OIDC_AUTH_PARAMS must be a mapping (or a JSON object).")
+            value = None
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{key} must be a mapping (or a JSON object).")
+    return value
+
+
+def _auth_params(config: Mapping[str, Any]) -> Mapping[str, str]:
+    params = _mapping(config, "OIDC_AUTH_PARAMS")
     protected = sorted(set(params) & PROTECTED_PARAMS)
     if protected:
         raise ConfigError(f"OIDC_AUTH_PARAMS cannot set {', '.join(protected)}.")
@@ -237,15 +243,8 @@ def _auth_params_from_request(config: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def _providers(config: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
-    providers = config.get("OIDC_PROVIDERS") or {}
-    if isinstance(providers, str):
-        try:
-            providers = json.loads(providers)
-        except ValueError:
-            providers = None
-    if not isinstance(providers, Mapping) or not all(
-        isinstance(own, Mapping) for own in providers.values()
-    ):
+    providers = _mapping(config, "OIDC_PROVIDERS")
+    if not all(isinstance(own, Mapping) for own in providers.values()):
         raise ConfigError("OIDC_PROVIDERS must map provider names to their settings.")
     for name in providers:
         if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", name):
