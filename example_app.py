@@ -7,6 +7,11 @@ even when the provider issues refresh tokens. ``SESSION_TYPE=redis`` with ``REDI
 sessions in Redis (``REDIS_CLUSTER=1``: a Redis Cluster; ``REDIS_SENTINEL_MASTER``: the master
 that the Sentinel at ``REDIS_URL`` names); ``SESSION_FILE_DIR`` moves the embedded store.
 Runs under ``flask run`` and ``gunicorn -w 2 'example_app:create_app()'``.
+
+``/api/me`` takes a signed-in browser session or a bearer token; ``/api/reports`` takes only
+a bearer token with the ``api:read`` scope (the development provider's service client gets one
+with the client-credentials grant); ``/admin`` lets in members of the ``admins`` group (the
+development provider puts user ``admin`` there).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ DEVELOPMENT_PROVIDER = {
     "OIDC_ISSUER": "http://127.0.0.1:9400",
     "OIDC_CLIENT_ID": "example-app",
     "OIDC_CLIENT_SECRET": "example-secret",
+    # the API whose JWT access tokens the development provider issues (a resource indicator)
+    "OIDC_API_AUDIENCE": "urn:example:api",
 }
 
 oidc = OIDC()
@@ -43,7 +50,8 @@ dt{font-weight:600}dd{margin:0 0 .5rem 0;font-family:monospace}</style></head>
   <p><a href="{{ url_for('oidc.login', next=url_for('profile')) }}">Sign in</a></p>
 {% endif %}
 {{ body }}
-<p><a href="{{ url_for('index') }}">Home</a> · <a href="{{ url_for('profile') }}">Profile</a></p>
+<p><a href="{{ url_for('index') }}">Home</a> · <a href="{{ url_for('profile') }}">Profile</a>
+· <a href="{{ url_for('admin') }}">Admins only</a></p>
 </body></html>
 """
 
@@ -133,10 +141,23 @@ def create_app() -> Flask:
     def profile() -> str:
         return page("Profile", PROFILE)
 
+    @app.get("/admin")
+    @oidc.login_required(claims={"groups": "admins"})
+    def admin() -> str:
+        return page("Admins only", "<p id='admin'>Only members of the admins group see this.</p>")
+
     @app.route("/api/me", methods=["GET", "POST"])
-    @oidc.login_required
+    @oidc.accept_token(allow_session=True)
     def api_me() -> dict[str, Any]:
+        if oidc.token_claims is not None:  # an API client, with a bearer token
+            return {"token": oidc.token_claims}
         return {"user": oidc.user, "renewal_deadline": oidc.renewal_deadline}
+
+    @app.get("/api/reports")
+    @oidc.accept_token(scopes=["api:read"])
+    def api_reports() -> dict[str, Any]:
+        claims = oidc.token_claims or {}
+        return {"reports": [], "for": claims.get("client_id"), "scope": claims.get("scope")}
 
     @app.get("/api/health")
     @oidc.exempt

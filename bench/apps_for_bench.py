@@ -218,3 +218,61 @@ def footprint(directory: Path, users: int) -> dict[str, float]:
         "bytes per signed-in user": stored / users,
         "peak RSS, MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
+
+
+@contextlib.contextmanager
+def token_provider() -> Iterator[tuple[str, str]]:
+    """The tests' in-process provider, served on loopback for its keys; its issuer, and an
+    RS256 JWT access token of it valid for an hour."""
+    import logging
+    import threading
+    import time
+
+    from fake_provider import FakeProvider
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per key fetch
+    provider = FakeProvider()
+    server = make_server("127.0.0.1", 0, provider.app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    provider.issuer = f"http://127.0.0.1:{server.server_port}"
+    try:
+        yield provider.issuer, provider.make_access_token(exp=int(time.time()) + 3600)
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+def token_api(issuer: str, instance: Path, *, remember: bool = True) -> Flask:
+    """Flask-OIDC-Refresh on an ``accept_token`` JSON route; ``remember=False`` checks every
+    token afresh (signature and claims), as on the first call of each token."""
+    from fake_provider import API_AUDIENCE, CLIENT_ID, CLIENT_SECRET
+
+    from flask_oidc_refresh.bearer import CheckedTokens
+    from flask_oidc_refresh.relying_party import relying_party
+
+    app = Flask("api", instance_path=str(instance))
+    app.config.update(
+        SECRET_KEY="bench",
+        OIDC_ISSUER=issuer,
+        OIDC_CLIENT_ID=CLIENT_ID,
+        OIDC_CLIENT_SECRET=CLIENT_SECRET,
+        OIDC_API_AUDIENCE=API_AUDIENCE,
+    )
+    oidc = OIDC(app)
+
+    @app.get("/json")
+    @oidc.accept_token(scopes=["orders:read"])
+    def json_route() -> dict[str, Any]:
+        claims = oidc.token_claims or {}
+        return {"ok": True, "sub": claims.get("sub")}
+
+    if not remember:
+
+        class Forgetful(CheckedTokens):
+            def get(self, audience: str, token: str, now: float) -> dict[str, Any] | None:
+                return None
+
+        relying_party(app).checked_tokens = Forgetful()
+    return app

@@ -3,7 +3,8 @@ measured in the same run, and how many token requests a burst at the renewal dea
 
 1. In process (WSGI calls, no network): a signed-in GET of a trivial JSON route with fresh tokens,
    against a bare Flask route sent the same Cookie header, and a read-only Flask-Session session
-   (on a cachelib file cache beside our embedded file store, or on the same Redis).
+   (on a cachelib file cache beside our embedded file store, or on the same Redis); and a GET
+   with an RS256 JWT access token (``accept_token``), remembered and checked afresh.
 2. Over HTTP under gunicorn (2 workers): throughput against bare Flask; and on a 3-master Redis
    Cluster, two instances with 1, 2 and 4 workers each.
 3. The embedded store: bytes per signed-in user, peak RSS after 10,000 sign-ins, write latency
@@ -43,9 +44,13 @@ ROUNDS = 15
 CALLS = 1000
 
 
-def wsgi_call(app: Flask, cookie: str | None, *, unchanged: bool = False) -> Callable[[], None]:
-    """One GET of ``/json``, made straight through WSGI; ``unchanged``: fail on ``Set-Cookie``."""
+def wsgi_call(
+    app: Flask, cookie: str | None, *, unchanged: bool = False, token: str | None = None
+) -> Callable[[], None]:
+    """One GET of ``/json``, made straight through WSGI, with ``cookie`` or a bearer ``token``;
+    ``unchanged``: fail on ``Set-Cookie``."""
     headers = [("Cookie", f"session={cookie}")] if cookie else []
+    headers += [("Authorization", f"Bearer {token}")] if token else []
     environ = EnvironBuilder(path="/json", headers=headers).get_environ()
 
     def start_response(
@@ -113,6 +118,28 @@ def in_process(work: Path, redis_url: str | None) -> tuple[dict[str, float], dic
         assert counts == {"provider calls": 0, "JWT decodes": 0, "store writes": 0}, counts
         commands[label] = sent / 100
     return median_costs(calls), commands
+
+
+def bearer_costs(work: Path) -> dict[str, float]:
+    """Per-request cost of ``accept_token`` with an RS256 JWT access token: remembered once
+    checked (every call after a token's first), and checked afresh; bare Flask is sent the same
+    ``Authorization`` header. The remembered path makes no provider call and decodes no JWT."""
+    with bench_apps.token_provider() as (issuer, token):
+        remembered = bench_apps.token_api(issuer, work / "api-remembered")
+        calls = {
+            "bare Flask": wsgi_call(bench_apps.bare(), None, token=token),
+            "accept_token, RS256 JWT, remembered": wsgi_call(remembered, None, token=token),
+            "accept_token, RS256 JWT, checked afresh": wsgi_call(
+                bench_apps.token_api(issuer, work / "api-afresh", remember=False), None, token=token
+            ),
+        }
+        for one in calls.values():
+            one()  # fetches the provider's keys once
+        with bench_apps.counting() as counts:
+            for _ in range(100):
+                calls["accept_token, RS256 JWT, remembered"]()
+        assert counts["provider calls"] == counts["JWT decodes"] == 0, counts
+        return median_costs(calls)
 
 
 def load(url: str, cookie: str | None, seconds: int = 5) -> float:
@@ -339,6 +366,14 @@ def main() -> None:
         print("  on that path: 0 provider calls, 0 JWT decodes, 0 store writes, no Set-Cookie")
         report["in_process_us"] = costs
         report["redis_commands_per_request"] = commands
+        tokens = bearer_costs(work)
+        print("In process, GET of a JSON route with a bearer token (median, µs per request):")
+        for label, cost in tokens.items():
+            extra = cost - tokens["bare Flask"]
+            print(f"  {label:<52} {cost:8.1f} µs   +{extra:7.1f} µs")
+        remembered = tokens["accept_token, RS256 JWT, remembered"] - tokens["bare Flask"]
+        print(f"  local JWT validation over bare Flask: +{remembered:.1f} µs (target: under 60)")
+        report["bearer_in_process_us"] = tokens
         rates = over_http(work, redis_url)
         print("Over HTTP, gunicorn -w 2 --threads 4 (requests per second):")
         for label, rate in rates.items():

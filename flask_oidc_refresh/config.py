@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "OIDC_USERINFO_ENDPOINT": None,
     "OIDC_END_SESSION_ENDPOINT": None,
     "OIDC_REVOCATION_ENDPOINT": None,
+    "OIDC_INTROSPECTION_ENDPOINT": None,
     "OIDC_ID_TOKEN_ALGORITHMS": None,
     "OIDC_FETCH_USERINFO": True,
     "OIDC_MAX_STATES": 5,
@@ -60,6 +61,12 @@ DEFAULTS: dict[str, Any] = {
     "OIDC_PROVIDERS": {},
     "OIDC_REDIS_CLIENT_CACHE": True,
     "OIDC_REDIS_MIN_REPLICAS": 0,
+    "OIDC_API_AUDIENCE": None,
+    "OIDC_ACCESS_TOKEN_VALIDATION": "auto",
+    "OIDC_ACCESS_TOKEN_TYPES": ["at+jwt"],
+    "OIDC_INTROSPECTION_CACHE_SECONDS": 60,
+    "OIDC_ALLOWED_GROUPS": [],
+    "OIDC_GROUPS_CLAIM": "groups",
 }
 
 CLIENT_AUTH_METHODS = (
@@ -76,7 +83,10 @@ ENDPOINT_KEYS = {
     "userinfo_endpoint": "OIDC_USERINFO_ENDPOINT",
     "end_session_endpoint": "OIDC_END_SESSION_ENDPOINT",
     "revocation_endpoint": "OIDC_REVOCATION_ENDPOINT",
+    "introspection_endpoint": "OIDC_INTROSPECTION_ENDPOINT",
 }
+#: How bearer tokens are checked: JWTs locally and other tokens by introspection, or one way.
+ACCESS_TOKEN_VALIDATIONS = ("auto", "jwt", "introspection")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -102,7 +112,11 @@ class Options(TypedDict, total=False):
     """Keyword options of ``OIDC(...)``: ``OIDC_*`` settings without the prefix, in lower case
     (listed here alphabetically)."""
 
+    access_token_types: Sequence[str]
+    access_token_validation: str
     allow_insecure_http: bool
+    allowed_groups: Sequence[str]
+    api_audience: str
     auth_params: Mapping[str, str]
     auth_params_from_request: Sequence[str]
     authorization_endpoint: str
@@ -116,12 +130,15 @@ class Options(TypedDict, total=False):
     end_session_endpoint: str
     exempt_urls: Sequence[str | re.Pattern[str]]
     fetch_userinfo: bool
+    groups_claim: str
     http_ca_bundle: str
     http_proxy: str
     http_session: requests.Session
     http_timeout_seconds: float
     http_verify: bool
     id_token_algorithms: Sequence[str]
+    introspection_cache_seconds: int
+    introspection_endpoint: str
     issuer: str
     jwks_refetch_interval_seconds: int
     jwks_uri: str
@@ -164,7 +181,7 @@ PROVIDER_KEYS = frozenset({
     "OIDC_AUTH_PARAMS_FROM_REQUEST", "OIDC_FETCH_USERINFO", "OIDC_USE_REFRESH_TOKENS",
     "OIDC_HTTP_TIMEOUT_SECONDS", "OIDC_HTTP_CA_BUNDLE", "OIDC_HTTP_PROXY",
     "OIDC_DISCOVERY_CACHE_SECONDS", "OIDC_JWKS_REFETCH_INTERVAL_SECONDS",
-    "OIDC_CLOCK_SKEW_SECONDS",
+    "OIDC_CLOCK_SKEW_SECONDS", "OIDC_ACCESS_TOKEN_TYPES",
 })  # fmt: skip
 #: Of those, what a further provider takes from the app's settings unless it sets its own.
 SHARED_PROVIDER_KEYS = frozenset({
@@ -191,6 +208,8 @@ FOREIGN_KEYS = {
     "OIDC_USER_INFO_ENABLED": "OIDC_FETCH_USERINFO",
     "OIDC_TOKEN_USE_BASIC_AUTH": "OIDC_CLIENT_AUTH_METHOD",
     "OIDC_INTROSPECTION_AUTH_METHOD": "OIDC_CLIENT_AUTH_METHOD",
+    "OIDC_OP_INTROSPECTION_ENDPOINT": "OIDC_INTROSPECTION_ENDPOINT",
+    "OIDC_RESOURCE_SERVER_AUDIENCE": "OIDC_API_AUDIENCE",
     "OIDC_ISSUER_URL": "OIDC_ISSUER",
     "OIDC_SERVER_METADATA_URL": "OIDC_ISSUER",
 }
@@ -250,6 +269,28 @@ def _providers(config: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
         if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", name):
             raise ConfigError(f"OIDC_PROVIDERS: {name!r} is not a name (a-z, 0-9, _ and -).")
     return dict(providers)
+
+
+def _choice(config: Mapping[str, Any], key: str, choices: Sequence[str]) -> str:
+    value = config.get(key)
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}, not {value!r}.")
+    return str(value)
+
+
+def _access_token_types(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """The ``typ`` headers a JWT access token may have, compared as RFC 7515 says: without
+    case, and without an ``application/`` prefix."""
+    types = tuple(_list(config, "OIDC_ACCESS_TOKEN_TYPES"))
+    if not types:
+        raise ConfigError("OIDC_ACCESS_TOKEN_TYPES must name at least one type (at+jwt).")
+    return tuple(media_type(t) for t in types)
+
+
+def media_type(value: str) -> str:
+    """A ``typ`` header in its short form: ``application/at+jwt`` is ``at+jwt``."""
+    value = value.lower()
+    return value.removeprefix("application/")
 
 
 def _http_verify(config: Mapping[str, Any], allow_insecure: bool) -> bool:
@@ -325,6 +366,7 @@ class Settings:
     userinfo_endpoint: str | None
     end_session_endpoint: str | None
     revocation_endpoint: str | None
+    introspection_endpoint: str | None
     id_token_algorithms: tuple[str, ...] | None
     fetch_userinfo: bool
     max_states: int
@@ -352,6 +394,12 @@ class Settings:
     redis_client_cache: bool
     redis_min_replicas: int
     providers: Mapping[str, Mapping[str, Any]]
+    api_audience: str | None
+    access_token_validation: str
+    access_token_types: tuple[str, ...]
+    introspection_cache_seconds: int
+    allowed_groups: tuple[str, ...]
+    groups_claim: str
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -462,6 +510,14 @@ class Settings:
             redis_client_cache=_bool(config, "OIDC_REDIS_CLIENT_CACHE"),
             redis_min_replicas=_int(config, "OIDC_REDIS_MIN_REPLICAS", minimum=0),
             providers=_providers(config),
+            api_audience=_optional_str(config, "OIDC_API_AUDIENCE"),
+            access_token_validation=_choice(
+                config, "OIDC_ACCESS_TOKEN_VALIDATION", ACCESS_TOKEN_VALIDATIONS
+            ),
+            access_token_types=_access_token_types(config),
+            introspection_cache_seconds=_int(config, "OIDC_INTROSPECTION_CACHE_SECONDS", minimum=0),
+            allowed_groups=tuple(_list(config, "OIDC_ALLOWED_GROUPS")),
+            groups_claim=_str(config, "OIDC_GROUPS_CLAIM"),
         )
 
     def for_provider(self, config: Mapping[str, Any], name: str) -> Settings:

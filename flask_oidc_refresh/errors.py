@@ -48,15 +48,23 @@ class LoginRequired(OIDCError):
     error = "login_required"
 
     def __init__(
-        self, description: str, *, error: str | None = None, login_url: str | None = None
+        self,
+        description: str,
+        *,
+        error: str | None = None,
+        login_url: str | None = None,
+        bearer: bool = False,
     ) -> None:
         super().__init__(description, error=error)
         self.login_url = login_url
+        self.bearer = bearer
 
     def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
-        """The sign-in page beside the usual headers."""
+        """The sign-in page beside the usual headers; for a view that also takes bearer
+        tokens, the ``WWW-Authenticate: Bearer`` challenge too."""
         login_url = self.login_url or url_for("oidc.login")
-        return [*super().get_headers(environ, scope), ("login_url", login_url)]
+        headers = [*super().get_headers(environ, scope), ("login_url", login_url)]
+        return [*headers, ("WWW-Authenticate", "Bearer")] if self.bearer else headers
 
 
 class CrossSiteRequest(OIDCError):
@@ -93,3 +101,57 @@ class SessionStoreFull(OIDCError):
 
     code = 503
     error = "session_store_full"
+
+
+class AccessDenied(OIDCError):
+    """The signed-in user, or the token's subject, lacks what the view or the app requires: a
+    claim (a group), or the app's sign-in gate (403)."""
+
+    code = 403
+    error = "access_denied"
+
+
+class BearerError(OIDCError):
+    """A bearer token that cannot be used (RFC 6750): always JSON, with the error in a
+    ``WWW-Authenticate: Bearer`` header too; never a redirect, never a cookie."""
+
+    code = 401
+    error = "invalid_token"
+
+    def __init__(self, description: str, *, error: str | None = None, scope: str = "") -> None:
+        super().__init__(description, error=error)
+        self.scope = scope
+
+    def get_body(self, environ: Any = None, scope: Any = None) -> str:
+        """The error as a JSON object."""
+        return json.dumps({"error": self.error, "error_description": self.description})
+
+    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
+        """JSON, no caching, and the challenge."""
+        values = {"error": self.error, "error_description": self.description, "scope": self.scope}
+        challenge = ", ".join(
+            f'{name}="{_quotable(value)}"' for name, value in values.items() if value
+        )
+        return [
+            ("Content-Type", "application/json"),
+            ("Cache-Control", "no-store"),
+            ("WWW-Authenticate", f"Bearer {challenge}"),
+        ]
+
+
+class InvalidToken(BearerError):
+    """No bearer token, or one that is malformed, forged, expired or meant for another API
+    (401 ``invalid_token``)."""
+
+
+class InsufficientScope(BearerError):
+    """A valid bearer token without a scope the view requires (403 ``insufficient_scope``)."""
+
+    code = 403
+    error = "insufficient_scope"
+
+
+def _quotable(text: str) -> str:
+    """``text`` with only the characters RFC 6750 allows in its quoted values (printable ASCII
+    but ``"`` and ``\\``)."""
+    return "".join(c if " " <= c <= "~" and c not in '"\\' else "'" for c in text)

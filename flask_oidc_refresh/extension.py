@@ -8,16 +8,16 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, Unpack, overload
 
-from flask import Blueprint, Flask, Response, current_app, redirect, request, session, url_for
+from flask import Blueprint, Flask, Response, current_app, session, url_for
 from markupsafe import Markup
 
-from . import clock, flow, signin
+from . import authorization, clock, signin
+from .authorization import ClaimsRequirement, SignInRequirement, TokenRequirement
 from .config import DEFAULTS, ConfigError, Options, Settings, config_keys, unknown_key_messages
-from .errors import LoginRequired, ProviderUnavailable
+from .errors import ProviderUnavailable
 from .exemptions import Exemptions
-from .navigation import is_script_request
 from .provider import Provider, ProviderError
-from .relying_party import LoginHandler, RelyingParty, relying_party
+from .relying_party import ClaimsCheck, LoginHandler, RelyingParty, relying_party
 from .renewal import renew_if_due
 from .sessions import ensure_server_side_sessions, guard_sessions
 from .store import LockTimeout
@@ -39,6 +39,8 @@ class OIDC:
     def __init__(self, app: Flask | None = None, **options: Unpack[Options]) -> None:
         self._options = config_keys(options)
         self._login_handlers: list[LoginHandler] = []
+        self._renew_handlers: list[LoginHandler] = []
+        self._sign_in_checks: list[ClaimsCheck] = []
         self._exemptions = Exemptions()
         if app is not None:
             self.init_app(app)
@@ -75,6 +77,8 @@ class OIDC:
             providers=providers,
             exemptions=self._exemptions,
             login_handlers=self._login_handlers,
+            renew_handlers=self._renew_handlers,
+            sign_in_checks=self._sign_in_checks,
         )
         blueprint = make_blueprint(settings.url_prefix)
         app.register_blueprint(blueprint)
@@ -120,11 +124,21 @@ class OIDC:
         sign_in = signin.current(session)
         return sign_in.renew_at if sign_in else None
 
+    @property
+    def token_claims(self) -> dict[str, Any] | None:
+        """The claims of the bearer token the current request was let in with (by
+        :meth:`accept_token`), or None."""
+        return authorization.token_claims()
+
     @overload
     def login_required(self, view: F) -> F: ...
     @overload
     def login_required(
-        self, *, acr_values: str | Sequence[str] = (), max_age: int | None = None
+        self,
+        *,
+        acr_values: str | Sequence[str] = (),
+        max_age: int | None = None,
+        claims: ClaimsRequirement | None = None,
     ) -> Callable[[F], F]: ...
     def login_required(
         self,
@@ -132,44 +146,81 @@ class OIDC:
         *,
         acr_values: str | Sequence[str] = (),
         max_age: int | None = None,
+        claims: ClaimsRequirement | None = None,
     ) -> F | Callable[[F], F]:
-        """Let only signed-in users in: a page load goes to sign-in and comes back, a script
-        request gets ``401`` with JSON.
+        """Let only signed-in users in: a page load goes to sign-in and comes back, any other
+        request (a script, an API client) gets ``401`` with JSON.
 
-        With ``acr_values`` (one or several acceptable ``acr``) or ``max_age`` (seconds since
-        the user authenticated), a step-up: a session whose sign-in does not meet them signs in
-        again with those parameters, and the new ID token must meet them.
+        ``claims`` lets in only users whose claims qualify (``{"groups": "admins"}``, or a
+        predicate on the claims); others get ``403``. With ``acr_values`` (one or several
+        acceptable ``acr``) or ``max_age`` (seconds since the user authenticated), a step-up: a
+        session whose sign-in does not meet them signs in again with those parameters, and
+        the new ID token must meet them.
         """
-        wanted = " ".join([acr_values] if isinstance(acr_values, str) else acr_values)
-        age = -1 if max_age is None else max_age
-        step_up = bool(wanted) or age >= 0
+        requirement = SignInRequirement(
+            acr_values=" ".join([acr_values] if isinstance(acr_values, str) else acr_values),
+            max_age=-1 if max_age is None else max_age,
+            claims=claims,
+        )
 
         def decorate(view: F) -> F:
-            is_async = inspect.iscoroutinefunction(view)
+            call = _caller(view)
 
             @functools.wraps(view)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
-                claims = signin.claims(session)
-                if claims is not None and (not step_up or _meets_step_up(claims, wanted, age)):
-                    return (
-                        current_app.ensure_sync(view)(*args, **kwargs)
-                        if is_async
-                        else view(*args, **kwargs)
-                    )
-                party = relying_party()
-                here = request.full_path.rstrip("?")
-                if is_script_request(request):
-                    if claims is None:
-                        raise LoginRequired("Sign-in required.")
-                    raise LoginRequired(
-                        "A stronger sign-in is required.",
-                        error="step_up_required",
-                        login_url=url_for("oidc.login", step_up=flow.sign_step_up(wanted, age)),
-                    )
-                if claims is None and not step_up:
-                    return redirect(url_for("oidc.login", next=here))
-                return flow.start(party, here, silent=False, acr_values=wanted, max_age=age)
+                refusal = authorization.require_sign_in(relying_party(), requirement)
+                return refusal if refusal is not None else call(*args, **kwargs)
 
+            return wrapper  # type: ignore[return-value]
+
+        return decorate if view is None else decorate(view)
+
+    @overload
+    def accept_token(self, view: F) -> F: ...
+    @overload
+    def accept_token(
+        self,
+        *,
+        scopes: str | Sequence[str] = (),
+        audience: str | None = None,
+        claims: ClaimsRequirement | None = None,
+        allow_session: bool = False,
+    ) -> Callable[[F], F]: ...
+    def accept_token(
+        self,
+        view: F | None = None,
+        *,
+        scopes: str | Sequence[str] = (),
+        audience: str | None = None,
+        claims: ClaimsRequirement | None = None,
+        allow_session: bool = False,
+    ) -> F | Callable[[F], F]:
+        """Let in requests with a valid ``Authorization: Bearer`` access token for this API
+        (``audience``, default ``OIDC_API_AUDIENCE``) that grants every one of ``scopes`` and
+        whose claims meet ``claims``; :attr:`token_claims` are then its claims.
+
+        A missing or bad token gets ``401`` ``invalid_token``, a missing scope ``403``
+        ``insufficient_scope`` (RFC 6750): JSON with a ``WWW-Authenticate`` header, never a
+        redirect or a cookie. With ``allow_session``, a request without a token may instead
+        come from a signed-in user, as :meth:`login_required` lets in.
+        """
+        requirement = TokenRequirement(
+            scopes=frozenset(scopes.split() if isinstance(scopes, str) else scopes),
+            audience=audience,
+            claims=claims,
+            allow_session=allow_session,
+        )
+
+        def decorate(view: F) -> F:
+            call = _caller(view)
+
+            @functools.wraps(view)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                refusal = authorization.require_token(relying_party(), requirement)
+                return refusal if refusal is not None else call(*args, **kwargs)
+
+            if not allow_session:  # a token request has no session to renew
+                self._exemptions.add(wrapper)
             return wrapper  # type: ignore[return-value]
 
         return decorate if view is None else decorate(view)
@@ -187,6 +238,20 @@ class OIDC:
         the sign-in."""
         self._login_handlers.append(handler)
         return handler
+
+    def on_renew(self, handler: LoginHandler) -> LoginHandler:
+        """Decorator: call ``handler(claims)`` with the claims of each renewal (refresh token
+        or ``prompt=none``; userinfo fetched again when ``OIDC_FETCH_USERINFO`` is on), e.g. to
+        update the app's own user. An exception (such as ``abort(403)``) ends the sign-in."""
+        self._renew_handlers.append(handler)
+        return handler
+
+    def allow_sign_in(self, check: ClaimsCheck) -> ClaimsCheck:
+        """Decorator: a gate on the claims, ``check(claims) -> bool``, beside
+        ``OIDC_ALLOWED_GROUPS``. A user it refuses gets a ``403`` page instead of a sign-in,
+        and a signed-in user it refuses at a renewal is signed out."""
+        self._sign_in_checks.append(check)
+        return check
 
     @overload
     def exempt(self, view: Blueprint) -> Blueprint: ...
@@ -232,9 +297,11 @@ def oidc_logout_form(label: str = "Sign out", *, css_class: str | None = None) -
     ).format(url_for("oidc.logout"), attributes, label)
 
 
-def _meets_step_up(claims: dict[str, Any], acr_values: str, max_age: int) -> bool:
-    leeway = relying_party().settings.clock_skew_seconds
-    return flow.meets(claims, acr_values, max_age, clock.now(), leeway)
+def _caller(view: Callable[..., Any]) -> Callable[..., Any]:
+    """``view`` as a plain function: an ``async`` view runs through Flask's ``ensure_sync``."""
+    if not inspect.iscoroutinefunction(view):
+        return view
+    return lambda *args, **kwargs: current_app.ensure_sync(view)(*args, **kwargs)
 
 
 def _busy(exc: LockTimeout) -> Response:

@@ -8,13 +8,19 @@ from .config import is_local_path
 
 #: ``Sec-Fetch-Dest`` values of a page load, in a tab or a frame.
 DOCUMENT_DESTINATIONS = frozenset({"document", "iframe", "frame", "embed", "object"})
+#: The media types a browser names in the ``Accept`` of a page load.
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 
 
 def is_script_request(request: Request) -> bool:
-    """True for a request made by a script (fetch, XHR, htmx), which cannot follow a redirect
-    to the provider; False for a page load.
+    """True for a request that is not a browser's page load: a script (fetch, XHR, htmx) or an
+    API client (curl, a mobile app, another service), none of which can follow a redirect to
+    the provider's HTML sign-in page.
 
-    ``fetch()`` sends no ``X-Requested-With``, so Fetch Metadata and ``Accept`` count too.
+    Browsers say what a request is in Fetch Metadata (``Sec-Fetch-Mode``); ``fetch()`` sends
+    no ``X-Requested-With``. Without Fetch Metadata, a request with an ``Authorization``
+    header, or whose ``Accept`` does not name HTML (``*/*`` of curl), or prefers JSON to HTML,
+    is no page load.
     """
     headers = request.headers
     if headers.get("X-Requested-With") == "XMLHttpRequest" or headers.get("HX-Request") == "true":
@@ -22,13 +28,16 @@ def is_script_request(request: Request) -> bool:
     mode = headers.get("Sec-Fetch-Mode")
     if mode:
         return mode != "navigate"
+    if "Authorization" in headers:
+        return True
     dest = headers.get("Sec-Fetch-Dest")
     if dest:
         return dest not in DOCUMENT_DESTINATIONS
+    accept = request.accept_mimetypes
+    if not any(value in HTML_TYPES and quality > 0 for value, quality in accept):
+        return True
     # JSON named more precisely or with a higher quality than HTML; a tie is a page load
-    return (
-        request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
-    )
+    return accept.best_match(["text/html", "application/json"]) == "application/json"
 
 
 def safe_next(target: str | None, default: str) -> str:

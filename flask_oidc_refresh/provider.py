@@ -15,10 +15,12 @@ from joserfc.errors import JoseError
 from joserfc.jwk import GuestProtocol, Key, KeyParameters, KeySet, OctKey
 
 from . import clock
+from .access_tokens import validate_jwt_access_token
 from .client_auth import ClientAuth
 from .config import ASYMMETRIC_ALGORITHMS, ENDPOINT_KEYS, REQUIRED_ENDPOINTS, Settings, check_url
 from .outbound import CachedFetch, provider_session
-from .tokens import TENANT, validate_id_token, validate_logout_token
+from .records import AUTHENTICATION_CLAIMS
+from .tokens import TENANT, TokenError, validate_id_token, validate_logout_token
 
 #: Endpoints that some providers publish only in their RFC 8414 OAuth metadata.
 OAUTH_ONLY_ENDPOINTS = ("revocation_endpoint", "introspection_endpoint")
@@ -272,6 +274,57 @@ class Provider:
         return validate_id_token(
             id_token, nonce=nonce, access_token=access_token, **self._expectations()
         )
+
+    def validate_access_token(self, token: str, audience: str) -> dict[str, Any]:
+        """A JWT access token of this provider for the API ``audience``, checked locally (RFC
+        9068); its claims. Only asymmetric algorithms: an access token is never checked with
+        the client secret."""
+        expectations = self._expectations()
+        del expectations["client_id"]
+        algorithms = [a for a in self.id_token_algorithms if a in ASYMMETRIC_ALGORITHMS]
+        return validate_jwt_access_token(
+            token,
+            **{**expectations, "algorithms": algorithms or ["RS256"]},
+            audience=audience,
+            types=self.settings.access_token_types,
+        )
+
+    def introspect(self, token: str) -> dict[str, Any]:
+        """The provider's answer about ``token`` (RFC 7662), with the app's client
+        authentication; :class:`ProviderError` when it has no introspection endpoint or cannot
+        answer."""
+        url = self.endpoint("introspection_endpoint")
+        if url is None:
+            raise ProviderError(
+                "the provider has no introspection endpoint for opaque access tokens (set "
+                "OIDC_INTROSPECTION_ENDPOINT if it has one)"
+            )
+        with self.client() as client:
+            try:
+                response = client.introspect_token(url, token=token, token_type_hint="access_token")
+            except (OAuthError, requests.RequestException, OSError, JoseError) as exc:
+                raise ProviderError(f"introspection failed: {exc.__class__.__name__}") from exc
+        if response.status_code != 200:
+            raise ProviderError(f"introspection answered {response.status_code}")
+        try:
+            answer = response.json()
+        except ValueError as exc:
+            raise ProviderError("introspection did not answer JSON") from exc
+        if not isinstance(answer, dict):
+            raise ProviderError("introspection did not answer a JSON object")
+        return answer
+
+    def userinfo(self, access_token: str, sub: str) -> dict[str, Any] | None:
+        """The userinfo claims of the user ``sub``, without those about how they authenticated
+        (only the ID token says that); None when ``OIDC_FETCH_USERINFO`` is off or the provider
+        has no userinfo endpoint. Userinfo about another user is a :class:`TokenError`."""
+        url = self.endpoint("userinfo_endpoint")
+        if not self.settings.fetch_userinfo or url is None:
+            return None
+        userinfo = self.get_json(url, headers={"Authorization": f"Bearer {access_token}"})
+        if userinfo.get("sub") != sub:
+            raise TokenError("userinfo is about another user than the ID token")
+        return {k: v for k, v in userinfo.items() if k not in AUTHENTICATION_CLAIMS}
 
     def validate_logout_token(self, logout_token: str) -> dict[str, Any]:
         """A back-channel logout token of this provider for this client, checked; its claims."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from . import clock
+from .tokens import unverified_claims
 
 T = TypeVar("T")
 
@@ -61,15 +62,26 @@ class Tokens:
         return dataclasses.asdict(self)
 
     def renewed(
-        self, token: Mapping[str, Any], claims: dict[str, Any], renew_id_token_expiry_seconds: int
+        self,
+        token: Mapping[str, Any],
+        claims: dict[str, Any],
+        renew_id_token_expiry_seconds: int,
+        userinfo: dict[str, Any] | None = None,
     ) -> Tokens:
-        """This record after a refresh: a rotated refresh token replaces the old one. How the
-        user authenticated (``acr``, ``amr``, ``auth_time``) stays that of the sign-in: a refresh
-        is no authentication."""
+        """This record after a refresh that gave ``claims`` (those of a new ID token, or
+        none) and ``userinfo`` (fetched again, or None): a rotated refresh token replaces the
+        old one; fresh userinfo replaces the old, so that a claim the provider no longer
+        asserts (a group) goes. How the user authenticated (``acr``, ``amr``, ``auth_time``)
+        stays that of the sign-in: a refresh is no authentication."""
         kept = {k: v for k, v in self.claims.items() if k in AUTHENTICATION_CLAIMS}
+        if userinfo is None:
+            merged = {**self.claims, **claims, **kept}
+        else:
+            id_token_claims = claims or unverified_claims(self.id_token) or self.claims
+            merged = {**userinfo, **id_token_claims, **kept}
         return Tokens.from_response(
             {"id_token": self.id_token, "refresh_token": self.refresh_token, **token},
-            {**self.claims, **claims, **kept},
+            merged,
             renew_id_token_expiry_seconds,
             use_refresh_tokens=True,
             provider=self.provider,

@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Flask, Request, current_app
 
+from .bearer import CheckedTokens
 from .config import Settings
 from .exemptions import Exemptions
 from .provider import Provider
@@ -17,17 +18,22 @@ from .sealing import Sealer
 from .store import TokenStore, backend_for
 
 LoginHandler = Callable[[dict[str, Any]], Any]
+ClaimsCheck = Callable[[dict[str, Any]], bool]
 
 
 @dataclass
 class RelyingParty:
-    """Settings, the provider, the token store, and the hooks and exemptions of one app."""
+    """Settings, the providers, the token store, and the hooks and exemptions of one app."""
 
     settings: Settings
     #: The providers by name; ``""`` is the one of the top-level settings, the default.
     providers: dict[str, Provider]
     exemptions: Exemptions
     login_handlers: list[LoginHandler]
+    renew_handlers: list[LoginHandler]
+    sign_in_checks: list[ClaimsCheck]
+    #: Bearer tokens checked already, with their claims.
+    checked_tokens: CheckedTokens = field(default_factory=CheckedTokens, repr=False)
     _token_store: TokenStore | None = field(default=None, repr=False)
 
     @property

@@ -16,6 +16,8 @@ from flask import jsonify, redirect, request, session, url_for
 from werkzeug.wrappers import Response
 
 from . import clock, flow, signals, signin
+from .authorization import check_renewed
+from .bearer import bearer_token
 from .flow import PendingAuthorization
 from .navigation import is_script_request, safe_next
 from .records import Tokens
@@ -33,8 +35,8 @@ def renew_if_due() -> Response | None:
     if not signin.is_due(session, clock.now()):
         return None
     party = relying_party()
-    if request.endpoint is None or party.is_exempt(request):
-        return None
+    if request.endpoint is None or party.is_exempt(request) or bearer_token(request):
+        return None  # a request with a bearer token is let in by its token, not the session
     return renew(party)
 
 
@@ -122,6 +124,13 @@ def complete_silent_renewal(
         if signin.load_tokens(store, previous) is None:
             reason = "the sign-in ended during the renewal"
             return renewal_failed(party, pending.next_url, reason, pending.provider)
+        try:
+            check_renewed(party, claims)
+        except BaseException:
+            signin.end(session, store)
+            reason = "the app refused the renewed claims"
+            signals.send(signals.session_renewal_failed, claims=claims, reason=reason, ended=True)
+            raise
         signin.save_tokens(session, store, previous, tokens)
     signals.send(signals.session_renewed, claims=claims, method="prompt_none")
     return redirect(pending.next_url)

@@ -9,6 +9,7 @@ from enum import Enum
 from typing import Any
 
 from . import clock, signals, signin
+from .authorization import check_renewed
 from .errors import RenewalUnavailable
 from .provider import ProviderError, TokenEndpointError
 from .records import Tokens
@@ -133,7 +134,19 @@ class _Attempt:
         except ProviderError as exc:
             return self._postpone(tokens, exc)
         expiry = self.party.settings.renew_id_token_expiry_seconds
-        renewed = tokens.renewed(response, claims, expiry)
+        try:
+            userinfo = provider.userinfo(response["access_token"], tokens.claims["sub"])
+        except TokenError as exc:
+            return self._end(tokens, str(exc))
+        except ProviderError as exc:
+            log.warning("userinfo not fetched again after a renewal, claims kept: %s", exc)
+            userinfo = None
+        renewed = tokens.renewed(response, claims, expiry, userinfo)
+        try:
+            check_renewed(self.party, renewed.claims)
+        except BaseException:
+            self._end(tokens, "the app refused the renewed claims")
+            raise
         signin.save_tokens(self.session, self.store, self.sign_in, renewed)
         signals.send(signals.session_renewed, claims=renewed.claims, method="refresh_token")
         return Outcome.FRESH

@@ -3,6 +3,7 @@ Logout 1.0): pure protocol, no Flask globals."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -10,7 +11,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from authlib.oidc.core import CodeIDToken
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeyFlexible
 from joserfc.jws import JWSRegistry
@@ -51,7 +52,7 @@ def validate_id_token(
     that ``aud`` contains ``client_id``, ``azp`` when present or needed, ``exp`` and ``iat``
     with ``leeway``, ``nonce`` when one was sent, and ``at_hash`` when present.
     """
-    token = _verify_signature(id_token, key, algorithms, "ID token")
+    token = verify_signature(id_token, key, algorithms, "ID token")
     issuer = issuer_for(issuer, token.claims)
     if token.claims.get("iss") != issuer:
         raise WrongIdentity("ID token names another issuer")
@@ -100,7 +101,7 @@ def validate_logout_token(
     ``events`` member naming a back-channel logout, ``sub`` or ``sid``, and that there is no
     ``nonce`` (so that an ID token cannot pass as a logout token). Other claims are ignored.
     """
-    token = _verify_signature(logout_token, key, algorithms, "logout token")
+    token = verify_signature(logout_token, key, algorithms, "logout token")
     claims = token.claims
     issuer = issuer_for(issuer, claims)
     registry = JWTClaimsRegistry(
@@ -126,7 +127,17 @@ def validate_logout_token(
     return dict(claims)
 
 
-def _verify_signature(value: str, key: KeyFlexible, algorithms: Collection[str], kind: str) -> Any:
+def unverified_claims(token: str) -> dict[str, Any] | None:
+    """The claims a JWT carries, unverified: only to choose which provider checks it, or to
+    read a token that was checked when it came."""
+    try:
+        claims = json.loads(jws.extract_compact(token.encode()).payload)
+    except (JoseError, ValueError):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def verify_signature(value: str, key: KeyFlexible, algorithms: Collection[str], kind: str) -> Any:
     """The JWT ``value`` decoded, its signature checked with ``key`` and ``algorithms`` only."""
     if "none" in algorithms:
         raise TokenError("the 'none' algorithm is never accepted")

@@ -4,7 +4,6 @@ and the static script. Each view fetches the relying party once and passes it do
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,11 +11,10 @@ from urllib.parse import urlsplit
 from authlib.common.security import generate_token
 from authlib.common.urls import add_params_to_uri
 from flask import Blueprint, make_response, redirect, request, session, url_for
-from joserfc import jws
-from joserfc.errors import JoseError
 from werkzeug.wrappers import Response
 
 from . import clock, flow, signals, signin
+from .authorization import may_sign_in, refuse_sign_in
 from .errors import CrossSiteRequest, LoginError
 from .flow import PendingAuthorization
 from .navigation import safe_next
@@ -26,7 +24,7 @@ from .relying_party import RelyingParty, relying_party
 from .renewal import complete_silent_renewal, renewal_failed, start_silent_renewal
 from .sessions import new_session_id
 from .store import LockTimeout, SessionIndex
-from .tokens import TokenError
+from .tokens import TokenError, unverified_claims
 
 log = logging.getLogger(__name__)
 LOGOUT_STATE_KEY = "_oidc_logout_state"
@@ -166,8 +164,10 @@ def _complete_sign_in(
     token: dict[str, Any],
     claims: dict[str, Any],
 ) -> Response:
-    """Sign the user in, in a fresh session with a new id; the app's login handlers may
-    refuse."""
+    """Sign the user in, in a fresh session with a new id; the app's sign-in gate and login
+    handlers may refuse."""
+    if not may_sign_in(party, claims):
+        raise refuse_sign_in()
     settings = party.settings
     use_refresh_tokens = flow.provider_of(party, pending).settings.use_refresh_tokens
     tokens = Tokens.from_response(
@@ -306,7 +306,7 @@ def _validate_logout_token(party: RelyingParty, logout_token: str) -> dict[str, 
     issuer the token names is tried first, and a provider that cannot be reached does not stop
     the others; when none takes the token, an unreachable one makes it a ``502`` (the provider
     tries again later), else the first refusal is the answer."""
-    named = _unverified_issuer(logout_token)
+    named = (unverified_claims(logout_token) or {}).get("iss")
     providers = sorted(party.providers.values(), key=lambda p: p.settings.issuer != named)
     refusal: TokenError | None = None
     unavailable: ProviderError | None = None
@@ -320,16 +320,6 @@ def _validate_logout_token(party: RelyingParty, logout_token: str) -> dict[str, 
     if unavailable is not None:
         raise unavailable
     raise refusal or TokenError("no provider could check this logout token")
-
-
-def _unverified_issuer(token: str) -> str | None:
-    """The ``iss`` a JWT names, unverified: only to choose which provider checks it."""
-    try:
-        claims = json.loads(jws.extract_compact(token.encode()).payload)
-    except (JoseError, ValueError):
-        return None
-    issuer = claims.get("iss") if isinstance(claims, dict) else None
-    return issuer if isinstance(issuer, str) else None
 
 
 def _end_sessions(index: SessionIndex, claims: dict[str, Any]) -> int:

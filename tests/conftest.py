@@ -20,6 +20,7 @@ from fake_provider import CLIENT_SECRET as FAKE_CLIENT_SECRET
 from fake_provider import FakeProvider
 from flask import Flask
 from flask.testing import FlaskClient
+from provider_forms import PAGE_ACCEPT
 from redis_topologies import RedisClusterDeployment, RedisSentinelDeployment, Servers
 from werkzeug.serving import make_server
 
@@ -197,6 +198,7 @@ def example_app(
         monkeypatch.setenv("OIDC_CLIENT_ID", CLIENT_ID)
         monkeypatch.setenv("OIDC_CLIENT_SECRET", env.get("OP_CLIENT_SECRET", CLIENT_SECRET))
         monkeypatch.setenv("SESSION_FILE_DIR", str(tmp_path / f"sessions-{port}"))
+        monkeypatch.setenv("OIDC_API_AUDIENCE", "urn:example:api")  # as make run has it
         for key, value in env.items():
             if key.startswith("OIDC_"):
                 monkeypatch.setenv(key, value)
@@ -206,6 +208,21 @@ def example_app(
         return Served(app, serve(app, port), provider)
 
     return start
+
+
+class BrowserClient(FlaskClient):
+    """Flask's test client, sending what a browser's page load accepts: the tests' requests
+    are page loads unless they say otherwise (``SCRIPT``, or an ``Accept`` of their own)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.environ_base["HTTP_ACCEPT"] = PAGE_ACCEPT
+
+
+@pytest.fixture(autouse=True)
+def browser_test_clients(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every app's test client is a :class:`BrowserClient`."""
+    monkeypatch.setattr(Flask, "test_client_class", BrowserClient)
 
 
 class Clock:

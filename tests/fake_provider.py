@@ -22,6 +22,8 @@ from joserfc.jwk import OctKey, RSAKey
 
 CLIENT_ID = "test-client"
 CLIENT_SECRET = "test-secret-that-is-long-enough-for-hs256"
+#: The API whose access tokens the fake provider makes.
+API_AUDIENCE = "https://api.example.test"
 
 
 SIGNING_KEY = RSAKey.generate_key(2048, parameters={"kid": "key-1", "alg": "RS256", "use": "sig"})
@@ -64,6 +66,10 @@ class FakeProvider:
         self.headers: list[dict[str, str]] = []  # of every request
         self.metadata: dict[str, Any] = {}  # merged into (None: removed from) the document
         self.oauth_metadata: dict[str, Any] | None = None  # the RFC 8414 document, if any
+        self.introspection: dict[str, dict[str, Any]] = {}  # token -> introspection answer
+        self.introspection_requests: list[dict[str, Any]] = []
+        self.introspection_status = 200
+        self.userinfo_requests: list[str] = []  # the Authorization header of each
         self.app = self._make_app()
 
     def _make_app(self) -> Flask:
@@ -85,6 +91,7 @@ class FakeProvider:
                 userinfo_endpoint=f"{self.issuer}/userinfo",
                 end_session_endpoint=f"{self.issuer}/logout",
                 revocation_endpoint=f"{self.issuer}/revoke",
+                introspection_endpoint=f"{self.issuer}/introspect",
                 id_token_signing_alg_values_supported=["RS256", "HS256", "none"],
                 authorization_response_iss_parameter_supported=self.iss_parameter_supported,
                 backchannel_logout_supported=True,
@@ -145,8 +152,18 @@ class FakeProvider:
             self.revocations.append({"form": request.form.to_dict(), "auth": request.authorization})
             return "", self.revocation_status
 
+        @app.post("/introspect")
+        def introspect() -> ResponseReturnValue:
+            self.introspection_requests.append(
+                {"form": request.form.to_dict(), "auth": request.authorization}
+            )
+            if self.introspection_status != 200:
+                return "down", self.introspection_status
+            return self.introspection.get(request.form.get("token", ""), {"active": False})
+
         @app.get("/userinfo")
         def userinfo() -> ResponseReturnValue:
+            self.userinfo_requests.append(request.headers.get("Authorization", ""))
             return self.userinfo or {"sub": "alice", "email": "alice@example.test"}
 
         return app
@@ -197,6 +214,26 @@ class FakeProvider:
         payload = {k: v for k, v in payload.items() if v is not None}
         return self.sign({"alg": "RS256", "kid": "key-1", **self.header}, payload)
 
+    def make_access_token(self, header: dict[str, Any] | None = None, **claims: Any) -> str:
+        """A JWT access token (RFC 9068) for the API ``API_AUDIENCE``; ``claims`` set to None
+        are left out."""
+        now = int(time.time())
+        payload = {
+            "iss": self.issuer,
+            "sub": "alice",
+            "aud": API_AUDIENCE,
+            "client_id": CLIENT_ID,
+            "iat": now,
+            "exp": now + 300,
+            "jti": secrets.token_urlsafe(8),
+            "scope": "orders:read",
+            **claims,
+        }
+        payload = {k: v for k, v in payload.items() if v is not None}
+        return self.sign(
+            {"alg": "RS256", "kid": "key-1", "typ": "at+jwt", **(header or {})}, payload
+        )
+
     def make_logout_token(self, header: dict[str, Any] | None = None, **claims: Any) -> str:
         """A back-channel logout token; ``claims`` set to None are left out."""
         now = int(time.time())
@@ -217,7 +254,8 @@ class FakeProvider:
 
     def sign(self, header: dict[str, Any], payload: dict[str, Any]) -> str:
         """A JWT signed as ``header`` says: with the provider key, the client secret (HS*), or
-        not at all (``none``)."""
+        not at all (``none``); header members set to None are left out."""
+        header = {k: v for k, v in header.items() if v is not None}
         if header["alg"] == "none":
             return f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}."
         if header["alg"].startswith("HS"):

@@ -8,10 +8,14 @@ from urllib.parse import urljoin
 import requests
 
 FORM_ACTION = re.compile(r'<form[^>]*\baction="([^"]+)"')
+#: What a browser accepts on a page load (requests' own ``*/*`` is an API client's).
+PAGE_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
 
 def follow(http: requests.Session, url: str, stop_at: str | None = None) -> requests.Response:
-    """GET ``url`` and follow redirects by hand; stop early at a URL starting with ``stop_at``."""
+    """GET ``url`` and follow redirects by hand, as a browser (which ``http`` becomes); stop
+    early at a URL starting with ``stop_at``."""
+    http.headers["Accept"] = PAGE_ACCEPT
     response = http.get(url, allow_redirects=False)
     while response.is_redirect:
         url = urljoin(response.url, response.headers["Location"])

@@ -241,3 +241,26 @@ def test_a_tab_left_open_after_logout_goes_to_sign_in_instead_of_showing_json(ta
         page.wait_for_timeout(100)
     assert any("/oidc/login?next=" in url for url in tab.requests)
     assert "login_required" not in (page.text_content("body") or "")
+
+
+def test_a_page_load_goes_to_sign_in_and_a_plain_fetch_gets_401_json(
+    browser: Browser, example_app: Callable[..., Served]
+) -> None:
+    served = example_app()
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{served.base}/")
+    result = page.evaluate(
+        """async () => {
+            const response = await fetch("/profile");  // no wrapper, no X-Requested-With
+            return {status: response.status, body: await response.json()};
+        }"""
+    )
+    assert result == {
+        "status": 401,
+        "body": {"error": "login_required", "error_description": "Sign-in required."},
+    }
+    page.goto(f"{served.base}/profile")  # a real navigation: Chromium's own headers
+    assert page.url.startswith(f"{served.provider.issuer}/")
+    assert page.locator("input[name=login]").count() == 1
+    context.close()

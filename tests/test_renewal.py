@@ -136,9 +136,15 @@ def test_a_grace_period_of_zero_refuses_unsafe_requests_at_the_deadline(
         {"Accept": "application/json"},
         {"Accept": "application/json, text/plain, */*"},
         {"HX-Request": "true"},
+        {"Accept": "*/*"},
+        {"Accept": ""},
+        {"Accept": "*/*", "Authorization": "Basic YTpi"},
     ],
-    ids=["xhr", "fetch-cors", "fetch-same-origin", "dest-empty", "accept-json", "axios", "htmx"],
-)
+    ids=[
+        "xhr", "fetch-cors", "fetch-same-origin", "dest-empty", "accept-json", "axios", "htmx",
+        "curl", "no-accept", "authorization",
+    ],
+)  # fmt: skip
 def test_script_requests_get_403_with_refresh_url(
     signed_in: FlaskClient, headers: dict[str, str]
 ) -> None:
@@ -157,11 +163,13 @@ def test_script_requests_get_403_with_refresh_url(
         {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"},
         {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"},
         {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "iframe"},
-        {"Accept": "*/*"},
-        {},
+        {"Sec-Fetch-Mode": "navigate", "Authorization": "Basic YTpi"},
     ],
-    ids=["browser-accept", "fetch-metadata-document", "fetch-metadata-iframe", "any", "no-headers"],
-)
+    ids=[
+        "browser-accept", "fetch-metadata-document", "fetch-metadata-iframe",
+        "behind-basic-auth",
+    ],
+)  # fmt: skip
 def test_page_loads_are_navigations(signed_in: FlaskClient, headers: dict[str, str]) -> None:
     pass_renewal_deadline(signed_in)
     response = signed_in.get("/private", headers=headers)

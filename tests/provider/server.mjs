@@ -7,10 +7,10 @@
 //
 //   node server.mjs            # listens on http://127.0.0.1:9400
 
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { generateKeyPairSync } from 'node:crypto';
 
-import { Provider } from 'oidc-provider';
+import { Provider, errors } from 'oidc-provider';
 
 // --- environment helpers ----------------------------------------------------
 
@@ -48,6 +48,18 @@ const ACCESS_TOKEN_TTL = envInt('OP_ACCESS_TOKEN_TTL', 3600);
 const ID_TOKEN_TTL = envInt('OP_ID_TOKEN_TTL', 3600);
 const REFRESH_TOKEN_TTL = envInt('OP_REFRESH_TOKEN_TTL', 86400);
 const SESSION_TTL = envInt('OP_SESSION_TTL', 86400);
+
+// APIs: a resource server whose access tokens are JWTs (RFC 9068), one whose tokens are
+// opaque (checked by introspection), and a service client for the client-credentials grant.
+const API_RESOURCE = env('OP_API_RESOURCE', 'urn:example:api');
+const OPAQUE_API_RESOURCE = env('OP_OPAQUE_API_RESOURCE', 'urn:example:opaque-api');
+const API_SCOPES = 'api:read api:write';
+const API_TOKEN_TTL = envInt('OP_API_TOKEN_TTL', 300);
+const SERVICE_CLIENT_ID = env('OP_SERVICE_CLIENT_ID', 'example-service');
+const SERVICE_CLIENT_SECRET = env('OP_SERVICE_CLIENT_SECRET', 'example-service-secret');
+// Extra claims per account (JSON object: sub -> claims), read at every sign-in, renewal and
+// userinfo call, so that a test can change a user's groups at the provider.
+const ACCOUNTS_FILE = env('OP_ACCOUNTS_FILE', '');
 
 const ISSUE_REFRESH_TOKENS = envBool('OP_ISSUE_REFRESH_TOKENS', true);
 const ROTATE_REFRESH_TOKENS = envBool('OP_ROTATE_REFRESH_TOKENS', false);
@@ -91,20 +103,52 @@ const client = {
   } : {}),
 };
 
+const serviceClient = {
+  client_id: SERVICE_CLIENT_ID,
+  client_secret: SERVICE_CLIENT_SECRET,
+  grant_types: ['client_credentials'],
+  response_types: [],
+  redirect_uris: [],
+  scope: API_SCOPES,
+};
+
+const resourceServers = {
+  [API_RESOURCE]: { accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } },
+  [OPAQUE_API_RESOURCE]: { accessTokenFormat: 'opaque' },
+};
+
+// Every account has groups: "admin" is in "admins", everybody in "users"; the accounts file
+// may replace any claim.
+function accountClaims(sub) {
+  const extra = ACCOUNTS_FILE && existsSync(ACCOUNTS_FILE)
+    ? JSON.parse(readFileSync(ACCOUNTS_FILE, 'utf8'))[sub] ?? {}
+    : {};
+  return {
+    sub,
+    email: `${sub}@example.test`,
+    email_verified: true,
+    name: sub,
+    preferred_username: sub,
+    groups: sub === 'admin' ? ['admins', 'users'] : ['users'],
+    ...extra,
+  };
+}
+
 // Fresh RS256 signing key per process (avoids the built-in dev keys warning).
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'dev-rs256', alg: 'RS256', use: 'sig' };
 
 const configuration = {
-  clients: [client],
+  clients: [client, serviceClient],
   jwks: { keys: [signingKey] },
   cookies: { keys: ['dev-cookie-key-1-not-secret', 'dev-cookie-key-2-not-secret'] },
 
-  scopes: ['openid', 'offline_access', 'email', 'profile'],
+  scopes: ['openid', 'offline_access', 'email', 'profile', 'api:read', 'api:write'],
   claims: {
     openid: ['sub'],
     email: ['email', 'email_verified'],
-    profile: ['name', 'preferred_username'],
+    // groups ride along with the profile, as a group mapper adds them in Keycloak
+    profile: ['name', 'preferred_username', 'groups'],
   },
 
   // Any login is accepted; the account id (sub) is whatever was typed.
@@ -112,13 +156,7 @@ const configuration = {
     return {
       accountId: sub,
       async claims() {
-        return {
-          sub,
-          email: `${sub}@example.test`,
-          email_verified: true,
-          name: sub,
-          preferred_username: sub,
-        };
+        return accountClaims(sub);
       },
     };
   },
@@ -129,6 +167,18 @@ const configuration = {
     userinfo: { enabled: true },
     rpInitiatedLogout: { enabled: true },
     backchannelLogout: { enabled: true },
+    clientCredentials: { enabled: true },
+    introspection: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: async (ctx, c, oneOf) => oneOf,
+      useGrantedResource: async () => true,
+      getResourceServerInfo: async (ctx, resource) => {
+        const server = resourceServers[resource];
+        if (!server) throw new errors.InvalidTarget();
+        return { scope: API_SCOPES, audience: resource, accessTokenTTL: API_TOKEN_TTL, ...server };
+      },
+    },
   },
 
   pkce: { required: () => true }, // S256 is the only supported method
