@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from .config import ConfigError
 from .errors import (
+    AccessDenied,
     CrossSiteRequest,
+    InsufficientScope,
+    InvalidToken,
     LoginError,
     LoginRequired,
     OIDCError,
@@ -24,8 +27,11 @@ from .signals import (
 
 __all__ = [
     "OIDC",
+    "AccessDenied",
     "ConfigError",
     "CrossSiteRequest",
+    "InsufficientScope",
+    "InvalidToken",
     "LoginError",
     "LoginRequired",
     "OIDCError",

@@ -1,5 +1,6 @@
 """Which requests skip session renewal: marked views, endpoint names, blueprints (with their
-children), static files, and the paths, endpoints and patterns of ``OIDC_EXEMPT_URLS``."""
+children), static files, the paths, endpoints and patterns of ``OIDC_EXEMPT_URLS``, and
+requests with a bearer token to a view that takes one instead of the session."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ from typing import Any
 
 from flask import Blueprint, Request
 
+from .bearer import bearer_token
+
 #: The attribute ``@oidc.exempt`` sets on a view function.
 EXEMPT_ATTRIBUTE = "_oidc_exempt"
+#: The attribute ``accept_token(allow_session=True)`` sets: its token requests skip renewal.
+TOKEN_VIEW_ATTRIBUTE = "_oidc_takes_tokens"
 
 
 class Exemptions:
@@ -29,6 +34,11 @@ class Exemptions:
         else:
             setattr(view, EXEMPT_ATTRIBUTE, True)
 
+    def add_token_view(self, view: Callable[..., Any]) -> None:
+        """Exempt the requests of ``view`` that carry a bearer token (it judges them by the
+        token alone); its session requests are renewed as usual."""
+        setattr(view, TOKEN_VIEW_ATTRIBUTE, True)
+
     def cover(
         self,
         request: Request,
@@ -43,15 +53,16 @@ class Exemptions:
             or endpoint in self.endpoints
             # nested blueprints are named "parent.child"
             or any(name.rpartition(".")[2] in self.blueprints for name in request.blueprints)
-            or _marked(view)
+            or _marked(view, EXEMPT_ATTRIBUTE)
             or any(_matches(rule, request) for rule in urls)
+            or (_marked(view, TOKEN_VIEW_ATTRIBUTE) and bearer_token(request) is not None)
         )
 
 
-def _marked(view: Any) -> bool:
-    """Whether ``view``, or a function it wraps, was decorated with ``exempt``."""
+def _marked(view: Any, attribute: str) -> bool:
+    """Whether ``view``, or a function it wraps, has ``attribute`` set."""
     while view is not None:
-        if getattr(view, EXEMPT_ATTRIBUTE, False):
+        if getattr(view, attribute, False):
             return True
         view = getattr(view, "__wrapped__", None)
     return False

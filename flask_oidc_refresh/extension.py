@@ -219,7 +219,9 @@ class OIDC:
                 refusal = authorization.require_token(relying_party(), requirement)
                 return refusal if refusal is not None else call(*args, **kwargs)
 
-            if not allow_session:  # a token request has no session to renew
+            if allow_session:  # its token requests are judged by the token alone
+                self._exemptions.add_token_view(wrapper)
+            else:  # it takes no session, so it has none to renew
                 self._exemptions.add(wrapper)
             return wrapper  # type: ignore[return-value]
 

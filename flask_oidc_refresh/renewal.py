@@ -17,7 +17,6 @@ from werkzeug.wrappers import Response
 
 from . import clock, flow, signals, signin
 from .authorization import check_renewed
-from .bearer import bearer_token
 from .flow import PendingAuthorization
 from .navigation import is_script_request, safe_next
 from .records import Tokens
@@ -35,8 +34,8 @@ def renew_if_due() -> Response | None:
     if not signin.is_due(session, clock.now()):
         return None
     party = relying_party()
-    if request.endpoint is None or party.is_exempt(request) or bearer_token(request):
-        return None  # a request with a bearer token is let in by its token, not the session
+    if request.endpoint is None or party.is_exempt(request):
+        return None
     return renew(party)
 
 

@@ -1,5 +1,5 @@
-"""Test helpers: sign a user in on Flask's test client without a provider, and move a signed-in
-session past its renewal deadline.
+"""Test helpers: sign a user in on Flask's test client without a provider, move a signed-in
+session past its renewal deadline, and make bearer tokens that ``accept_token`` views take.
 
 Use ``app.test_client_class = OIDCTestClient`` and ``app.test_client(user={"sub": "alice"})``,
 or :func:`login_test_user` on any test client; then :func:`pass_renewal_deadline` to see what
@@ -8,8 +8,10 @@ the app does when the session is due for renewal.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
 
 from . import clock, signin
@@ -55,6 +57,23 @@ def pass_renewal_deadline(client: FlaskClient) -> None:
         if sign_in is None or tokens is None:
             raise ValueError("the client's session is not signed in")
         signin.save_tokens(session, store, sign_in, tokens.replace(renew_at=clock.now() - 1))
+
+
+def issue_test_token(
+    app: Flask, claims: dict[str, Any], *, audience: str | None = None, expires_in: int = 3600
+) -> str:
+    """A bearer token that ``app``'s ``accept_token`` views take, without a provider, as a
+    valid token for ``audience`` (default ``OIDC_API_AUDIENCE``) with ``claims`` (``scope``
+    grants scopes), for ``expires_in`` seconds. Only this process knows it."""
+    party = relying_party(app)
+    audience = audience or party.settings.api_audience
+    if not audience:
+        raise ValueError("give the audience, or set OIDC_API_AUDIENCE")
+    expires_at = clock.now() + expires_in
+    token = secrets.token_urlsafe(32)
+    token_claims = {"iss": party.settings.issuer, "aud": audience, "exp": int(expires_at), **claims}
+    party.checked_tokens.put(audience, token, token_claims, expires_at)
+    return token
 
 
 class OIDCTestClient(FlaskClient):

@@ -489,3 +489,28 @@ def test_a_token_of_a_further_provider_is_checked_with_that_providers_keys(
     assert client.get("/api/orders", headers=bearer(partner.make_access_token())).status_code == 200
     forged = partner.make_access_token(iss=fake_provider.issuer)  # partner's key, our issuer
     assert_refused(client.get("/api/orders", headers=bearer(forged)))
+
+
+def test_the_testing_helper_makes_tokens_the_app_takes(api: Flask) -> None:
+    from flask_oidc_refresh.testing import issue_test_token
+
+    client = api.test_client()
+    token = issue_test_token(api, {"sub": "svc", "scope": "orders:read"})
+    assert client.get("/api/orders", headers=bearer(token)).json == {"sub": "svc", "user": None}
+    without_scope = issue_test_token(api, {"sub": "svc", "scope": "profile"})
+    assert_refused(
+        client.get("/api/orders", headers=bearer(without_scope)), 403, "insufficient_scope"
+    )
+    elsewhere = issue_test_token(api, {"sub": "svc"}, audience="https://other.example.test")
+    assert client.get("/api/elsewhere", headers=bearer(elsewhere)).status_code == 200
+    assert_refused(client.get("/api/orders", headers=bearer(elsewhere)))
+
+
+def test_a_bearer_header_does_not_spare_a_due_session_its_renewal_elsewhere(
+    client: FlaskClient, fake_provider: FakeProvider
+) -> None:
+    sign_in(client, fake_provider)
+    pass_renewal_deadline(client)
+    response = client.get("/private", headers={**bearer("made-up"), "Sec-Fetch-Mode": "navigate"})
+    assert response.status_code == 302
+    assert "prompt=none" in response.headers["Location"]  # renewed like any page load
