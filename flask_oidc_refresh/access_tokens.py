@@ -12,11 +12,18 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeyFlexible
 from joserfc.jwt import JWTClaimsRegistry
 
-from .config import media_type
+from .config import ASYMMETRIC_ALGORITHMS, media_type
 from .tokens import TokenError, issuer_for, verify_signature
 
-#: ``token_type`` values of an introspection answer that name an access token.
-ACCESS_TOKEN_TYPE_NAMES = frozenset({"bearer", "access_token", "dpop", "n_a"})
+#: ``token_type`` values of an introspection answer that name a bearer access token.
+ACCESS_TOKEN_TYPE_NAMES = frozenset({"bearer", "access_token", "n_a"})
+#: Claims only other kinds of token carry: ID tokens (``nonce`` and the hashes), logout tokens
+#: (``events``).
+OTHER_TOKEN_CLAIMS = frozenset({"nonce", "at_hash", "c_hash", "s_hash", "events"})
+#: Claims of what an access token grants; a token not typed ``at+jwt`` must carry one of them.
+GRANTING_CLAIMS = frozenset({"scope", "scp", "roles"})
+#: The ``typ`` claim Keycloak gives its other tokens.
+OTHER_TOKEN_TYPES = frozenset({"id", "refresh", "offline", "logout"})
 
 
 def validate_jwt_access_token(
@@ -35,15 +42,20 @@ def validate_jwt_access_token(
     Checks the signature with ``key`` and only ``algorithms`` (asymmetric ones: never ``none``,
     never a MAC), the ``typ`` header (``at+jwt``, or one of ``types``), ``iss``, that ``aud``
     contains ``audience``, ``exp`` (required), ``nbf`` and ``iat`` with ``leeway``, and that it
-    is no ID token (an ID token carries a ``nonce``; its ``typ`` is not ``at+jwt``).
+    is no other kind of token (an ID token's ``nonce`` and hashes, a logout token's ``events``,
+    Keycloak's ``typ`` claim; a token of a relaxed type must grant a scope or a role) nor one
+    bound to a key (``cnf``).
     """
+    if not set(algorithms) <= set(ASYMMETRIC_ALGORITHMS):
+        raise TokenError("access tokens are checked with asymmetric algorithms only")
     verified = verify_signature(token, key, algorithms, "access token")
     kind = verified.header.get("typ")
     if not isinstance(kind, str) or media_type(kind) not in types:
         raise TokenError(f"the token's typ is {kind!r}, not an access token's")
     claims = verified.claims
-    if "nonce" in claims:
-        raise TokenError("an ID token is no access token")
+    _check_kind(claims)
+    if media_type(kind) != "at+jwt" and not GRANTING_CLAIMS & set(claims):
+        raise TokenError(f"a {kind} token that grants no scope or role may be an ID token")
     registry = JWTClaimsRegistry(
         now=int(now if now is not None else time.time()),
         leeway=leeway,
@@ -71,18 +83,36 @@ def check_introspection(
         raise TokenError("the provider says the token is not active")
     kind = answer.get("token_type")
     if kind is not None and str(kind).lower() not in ACCESS_TOKEN_TYPE_NAMES:
-        raise TokenError(f"the token is a {kind}, not an access token")
+        raise TokenError(f"the token is a {kind}, not a bearer access token")
+    _check_kind(answer)
     if "iss" in answer and answer["iss"] != issuer_for(issuer, answer):
         raise TokenError("the token was issued by another issuer")
     aud = answer.get("aud")
     if audience not in (aud if isinstance(aud, list) else [aud]):
         raise TokenError("the token is meant for another audience")
     exp, nbf = answer.get("exp"), answer.get("nbf")
-    if isinstance(exp, int | float) and exp < now - leeway:
+    for name, value in (("exp", exp), ("nbf", nbf)):
+        if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)):
+            raise TokenError(f"the answer's {name} is not a time")
+    if exp is not None and exp < now - leeway:
         raise TokenError("the token has expired")
-    if isinstance(nbf, int | float) and nbf > now + leeway:
+    if nbf is not None and nbf > now + leeway:
         raise TokenError("the token is not valid yet")
     return dict(answer)
+
+
+def _check_kind(claims: Mapping[str, Any]) -> None:
+    """Refuse the claims of another kind of token (an ID, refresh or logout token), and of a
+    sender-constrained token (DPoP, mTLS: ``cnf``), whose proof of possession is not checked
+    here: such a token, stolen, must not work as a bearer token."""
+    other = sorted(OTHER_TOKEN_CLAIMS & set(claims))
+    if other:
+        raise TokenError(f"it carries {', '.join(other)}: it is no access token")
+    kind = claims.get("typ")
+    if isinstance(kind, str) and kind.lower() in OTHER_TOKEN_TYPES:
+        raise TokenError(f"it is a token of type {kind}, no access token")
+    if "cnf" in claims:
+        raise TokenError("it is bound to a key (cnf), and proof of possession is not checked")
 
 
 def scopes_of(claims: Mapping[str, Any]) -> frozenset[str]:

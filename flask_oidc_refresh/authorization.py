@@ -4,6 +4,7 @@ again."""
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -162,6 +163,7 @@ def require_token(party: RelyingParty, requirement: TokenRequirement) -> Respons
         raise LoginRequired("Sign-in or a bearer token is required.", bearer=True)
     if token is None:
         raise InvalidToken("A bearer token is required.")
+    bearer.mark_bearer_request()
     audience = requirement.audience or party.settings.api_audience
     if not audience:
         raise ConfigError(
@@ -179,7 +181,7 @@ def require_token(party: RelyingParty, requirement: TokenRequirement) -> Respons
     if not satisfies(token_claims, requirement.claims):
         log.info("refused a bearer token whose claims do not qualify for %s", request.path)
         raise AccessDenied("The access token's subject does not have access to this resource.")
-    setattr(g, TOKEN_CLAIMS, token_claims)
+    setattr(g, TOKEN_CLAIMS, copy.deepcopy(token_claims))  # the view's own, to change at will
     return None
 
 

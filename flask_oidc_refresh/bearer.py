@@ -5,15 +5,16 @@ a client calling again costs a dictionary lookup."""
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from typing import TYPE_CHECKING, Any
 
-from flask import Request
+from flask import Request, g
 
 from . import clock
 from .access_tokens import check_introspection
 from .errors import InvalidToken
-from .provider import Provider
+from .provider import Provider, ProviderError
 from .tokens import TokenError, unverified_claims
 
 if TYPE_CHECKING:
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
 
 #: How many checked tokens a process remembers (the oldest are forgotten first).
 CACHE_SIZE = 4096
+#: The longest a checked token is remembered, whatever its ``exp``.
+MAX_REMEMBERED_SECONDS = 86400
+#: A bearer token as RFC 6750 spells it (``b64token``), of a sensible length.
+TOKEN_SHAPE = re.compile(r"[A-Za-z0-9\-._~+/]{1,4096}=*")
 log = logging.getLogger(__name__)
 
 
@@ -30,6 +35,17 @@ def bearer_token(request: Request) -> str | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
     return token if scheme.lower() == "bearer" and token else None
+
+
+def mark_bearer_request() -> None:
+    """Note that this request is judged by its bearer token: its session, if the browser sent
+    one too, is neither used nor saved (see :func:`is_bearer_request`)."""
+    g._oidc_bearer_request = True
+
+
+def is_bearer_request() -> bool:
+    """Whether this request came with a bearer token to a view that takes one."""
+    return bool(g.get("_oidc_bearer_request"))
 
 
 class CheckedTokens:
@@ -73,11 +89,11 @@ def check(party: RelyingParty, token: str, audience: str) -> dict[str, Any]:
         if mode == "jwt" or named is not None:
             provider = _issuer_of(party, named or {})
             claims = provider.validate_access_token(token, audience)
-            until = float(claims["exp"])
+            until = min(claims["exp"], now + MAX_REMEMBERED_SECONDS)
         else:
+            if not TOKEN_SHAPE.fullmatch(token):  # worth no call to the provider
+                raise TokenError("it is not shaped as a token (RFC 6750 b64token)")
             provider = party.provider
-            if provider.endpoint("introspection_endpoint") is None:
-                raise TokenError("it is no JWT, and the provider has no introspection endpoint")
             answer = provider.introspect(token)
             claims = check_introspection(
                 answer,
@@ -102,8 +118,18 @@ def _issuer_of(party: RelyingParty, claims: dict[str, Any]) -> Provider:
     if not claims:
         raise TokenError("it is no JWT")
     issuer = claims.get("iss")
-    if isinstance(issuer, str):
-        for provider in party.providers.values():
+    if not isinstance(issuer, str):
+        raise TokenError("it names no issuer")
+    for provider in party.providers.values():  # first without a call: the configured issuers
+        if provider.settings.issuer == issuer:
+            return provider
+    unavailable: ProviderError | None = None
+    for provider in party.providers.values():  # then the multi-tenant templates
+        try:
             if provider.issuer_matches(issuer):
                 return provider
+        except ProviderError as exc:  # one provider down does not stop another's tokens
+            unavailable = unavailable or exc
+    if unavailable is not None:
+        raise unavailable
     raise TokenError("the token's issuer is none of the app's providers")

@@ -10,9 +10,11 @@ from typing import Any, TypeVar, Unpack, overload
 
 from flask import Blueprint, Flask, Response, current_app, session, url_for
 from markupsafe import Markup
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from . import authorization, clock, signin
 from .authorization import ClaimsRequirement, SignInRequirement, TokenRequirement
+from .bearer import is_bearer_request
 from .config import DEFAULTS, ConfigError, Options, Settings, config_keys, unknown_key_messages
 from .errors import ProviderUnavailable
 from .exemptions import Exemptions
@@ -93,11 +95,12 @@ class OIDC:
 
     @property
     def user(self) -> dict[str, Any] | None:
-        """The signed-in user's claims, or None."""
+        """The signed-in user's claims, or None (also in a request let in by its bearer token:
+        see :attr:`token_claims`)."""
         claims = signin.claims(session)
         if claims is None:
             relying_party()  # a clear error when init_app was forgotten
-        return claims
+        return None if is_bearer_request() else claims
 
     @property
     def access_token(self) -> str | None:
@@ -108,7 +111,7 @@ class OIDC:
         """
         party = relying_party()
         sign_in = signin.current(session)
-        if sign_in is None:
+        if sign_in is None or is_bearer_request():
             return None
         if refresh(party, session, sign_in, need_access_token=True) is Outcome.ENDED:
             return None
@@ -164,14 +167,9 @@ class OIDC:
         )
 
         def decorate(view: F) -> F:
-            call = _caller(view)
-
-            @functools.wraps(view)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                refusal = authorization.require_sign_in(relying_party(), requirement)
-                return refusal if refusal is not None else call(*args, **kwargs)
-
-            return wrapper  # type: ignore[return-value]
+            return _guarded(
+                view, lambda: authorization.require_sign_in(relying_party(), requirement)
+            )
 
         return decorate if view is None else decorate(view)
 
@@ -212,18 +210,14 @@ class OIDC:
         )
 
         def decorate(view: F) -> F:
-            call = _caller(view)
-
-            @functools.wraps(view)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                refusal = authorization.require_token(relying_party(), requirement)
-                return refusal if refusal is not None else call(*args, **kwargs)
-
+            wrapper = _guarded(
+                view, lambda: authorization.require_token(relying_party(), requirement)
+            )
             if allow_session:  # its token requests are judged by the token alone
                 self._exemptions.add_token_view(wrapper)
             else:  # it takes no session, so it has none to renew
                 self._exemptions.add(wrapper)
-            return wrapper  # type: ignore[return-value]
+            return wrapper
 
         return decorate if view is None else decorate(view)
 
@@ -299,11 +293,19 @@ def oidc_logout_form(label: str = "Sign out", *, css_class: str | None = None) -
     ).format(url_for("oidc.logout"), attributes, label)
 
 
-def _caller(view: Callable[..., Any]) -> Callable[..., Any]:
-    """``view`` as a plain function: an ``async`` view runs through Flask's ``ensure_sync``."""
-    if not inspect.iscoroutinefunction(view):
-        return view
-    return lambda *args, **kwargs: current_app.ensure_sync(view)(*args, **kwargs)
+def _guarded(view: F, check: Callable[[], WerkzeugResponse | None]) -> F:
+    """``view`` behind ``check``, which returns None to let the request in, or the answer
+    instead of the view's; an ``async`` view runs through Flask's ``ensure_sync``."""
+    is_async = inspect.iscoroutinefunction(view)
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        refusal = check()
+        if refusal is not None:
+            return refusal
+        return current_app.ensure_sync(view)(*args, **kwargs) if is_async else view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _busy(exc: LockTimeout) -> Response:

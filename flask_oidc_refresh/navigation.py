@@ -8,6 +8,9 @@ from .config import is_local_path
 
 #: ``Sec-Fetch-Dest`` values of a page load, in a tab or a frame.
 DOCUMENT_DESTINATIONS = frozenset({"document", "iframe", "frame", "embed", "object"})
+#: ``Authorization`` schemes a browser sends on page loads by itself (HTTP authentication of
+#: an intranet or staging site); any other (``Bearer``) is an API client's.
+BROWSER_AUTH_SCHEMES = frozenset({"basic", "digest", "negotiate", "ntlm"})
 #: The media types a browser names in the ``Accept`` of a page load.
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 
@@ -19,8 +22,8 @@ def is_script_request(request: Request) -> bool:
 
     Browsers say what a request is in Fetch Metadata (``Sec-Fetch-Mode``); ``fetch()`` sends
     no ``X-Requested-With``. Without Fetch Metadata, a request with an ``Authorization``
-    header, or whose ``Accept`` does not name HTML (``*/*`` of curl), or prefers JSON to HTML,
-    is no page load.
+    header of a scheme browsers do not send by themselves (``Bearer``), or whose ``Accept``
+    does not name HTML (``*/*`` of curl), or prefers JSON to HTML, is no page load.
     """
     headers = request.headers
     if headers.get("X-Requested-With") == "XMLHttpRequest" or headers.get("HX-Request") == "true":
@@ -28,7 +31,8 @@ def is_script_request(request: Request) -> bool:
     mode = headers.get("Sec-Fetch-Mode")
     if mode:
         return mode != "navigate"
-    if "Authorization" in headers:
+    scheme = headers.get("Authorization", "").partition(" ")[0].lower()
+    if scheme and scheme not in BROWSER_AUTH_SCHEMES:
         return True
     dest = headers.get("Sec-Fetch-Dest")
     if dest:

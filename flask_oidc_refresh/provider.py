@@ -114,6 +114,12 @@ class Provider:
                 "the provider refused to revoke the %s (%s)", token_type_hint, response.status_code
             )
 
+    def revoke_tokens(self, access_token: str, refresh_token: str | None) -> None:
+        """Revoke a sign-in's tokens, the refresh token first (see :meth:`revoke`)."""
+        if refresh_token:
+            self.revoke(refresh_token, "refresh_token")
+        self.revoke(access_token, "access_token")
+
     def get_json(self, url: str, **kwargs: Any) -> dict[str, Any]:
         """GET a JSON object; anything else (a network failure included) is a
         :class:`ProviderError`."""
@@ -121,15 +127,7 @@ class Provider:
             response = self.http.get(url, **kwargs)
         except (requests.RequestException, OSError) as exc:
             raise ProviderError(f"GET {url} failed: {exc.__class__.__name__}") from exc
-        if response.status_code != 200:
-            raise ProviderError(f"GET {url} answered {response.status_code}")
-        try:
-            data = response.json()
-        except ValueError as exc:
-            raise ProviderError(f"GET {url} did not answer JSON") from exc
-        if not isinstance(data, dict):
-            raise ProviderError(f"GET {url} did not answer a JSON object")
-        return data
+        return _json_object(response, f"GET {url}")
 
     @property
     def metadata(self) -> Mapping[str, Any]:
@@ -247,6 +245,13 @@ class Provider:
         """Whether authorization responses must carry ``iss`` (RFC 9207)."""
         return self.metadata.get("authorization_response_iss_parameter_supported") is True
 
+    def _provider_key(self, token: GuestProtocol) -> Key:
+        """The provider key a token names, never the client secret (for access tokens)."""
+        alg = token.headers().get("alg")
+        if isinstance(alg, str) and alg.startswith("HS"):
+            raise TokenError("a MAC-signed token is no access token of the provider")
+        return self.signing_key(token)
+
     def signing_key(self, token: GuestProtocol) -> Key:
         """The provider key named by a token's ``kid``; an unknown one refetches the key set.
 
@@ -284,35 +289,28 @@ class Provider:
         algorithms = [a for a in self.id_token_algorithms if a in ASYMMETRIC_ALGORITHMS]
         return validate_jwt_access_token(
             token,
-            **{**expectations, "algorithms": algorithms or ["RS256"]},
+            **{**expectations, "key": self._provider_key, "algorithms": algorithms or ["RS256"]},
             audience=audience,
             types=self.settings.access_token_types,
         )
 
     def introspect(self, token: str) -> dict[str, Any]:
         """The provider's answer about ``token`` (RFC 7662), with the app's client
-        authentication; :class:`ProviderError` when it has no introspection endpoint or cannot
-        answer."""
+        authentication; :class:`TokenError` when it has no introspection endpoint,
+        :class:`ProviderError` when it cannot answer."""
         url = self.endpoint("introspection_endpoint")
         if url is None:
-            raise ProviderError(
-                "the provider has no introspection endpoint for opaque access tokens (set "
-                "OIDC_INTROSPECTION_ENDPOINT if it has one)"
+            log.warning(
+                "an opaque access token cannot be checked: the provider has no introspection "
+                "endpoint (set OIDC_INTROSPECTION_ENDPOINT if it has one)"
             )
+            raise TokenError("it is no JWT, and the provider has no introspection endpoint")
         with self.client() as client:
             try:
                 response = client.introspect_token(url, token=token, token_type_hint="access_token")
             except (OAuthError, requests.RequestException, OSError, JoseError) as exc:
                 raise ProviderError(f"introspection failed: {exc.__class__.__name__}") from exc
-        if response.status_code != 200:
-            raise ProviderError(f"introspection answered {response.status_code}")
-        try:
-            answer = response.json()
-        except ValueError as exc:
-            raise ProviderError("introspection did not answer JSON") from exc
-        if not isinstance(answer, dict):
-            raise ProviderError("introspection did not answer a JSON object")
-        return answer
+        return _json_object(response, "introspection")
 
     def userinfo(self, access_token: str, sub: str) -> dict[str, Any] | None:
         """The userinfo claims of the user ``sub``, without those about how they authenticated
@@ -360,6 +358,20 @@ class Provider:
             return KeySet.import_key_set(self.get_json(jwks_uri))  # type: ignore[arg-type]
         except (JoseError, ValueError, KeyError) as exc:
             raise ProviderError(f"the key set at {jwks_uri} is not valid") from exc
+
+
+def _json_object(response: requests.Response, call: str) -> dict[str, Any]:
+    """The JSON object of a ``200`` answer to ``call``; anything else is a
+    :class:`ProviderError`."""
+    if response.status_code != 200:
+        raise ProviderError(f"{call} answered {response.status_code}")
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise ProviderError(f"{call} did not answer JSON") from exc
+    if not isinstance(data, dict):
+        raise ProviderError(f"{call} did not answer a JSON object")
+    return data
 
 
 def _names_issuer(named: Any, issuer: str) -> bool:

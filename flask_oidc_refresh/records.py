@@ -8,13 +8,17 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from . import clock
-from .tokens import unverified_claims
 
 T = TypeVar("T")
 
 
 #: Claims about how the user authenticated: only ever taken from the ID token of a sign-in.
 AUTHENTICATION_CLAIMS = frozenset({"acr", "amr", "auth_time"})
+#: Claims only ID tokens make: who the user is, for whom, when, and of which provider session.
+ID_TOKEN_CLAIMS = frozenset({
+    "iss", "sub", "aud", "azp", "sid", "tid", "exp", "iat", "nbf", "jti", "nonce", "at_hash",
+    "c_hash", "s_hash", *AUTHENTICATION_CLAIMS,
+})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -70,15 +74,16 @@ class Tokens:
     ) -> Tokens:
         """This record after a refresh that gave ``claims`` (those of a new ID token, or
         none) and ``userinfo`` (fetched again, or None): a rotated refresh token replaces the
-        old one; fresh userinfo replaces the old, so that a claim the provider no longer
-        asserts (a group) goes. How the user authenticated (``acr``, ``amr``, ``auth_time``)
-        stays that of the sign-in: a refresh is no authentication."""
+        old one. Fresh userinfo decides every claim but those only ID tokens make (who, for
+        whom, when), so that a claim the provider no longer asserts (a group) goes. How the
+        user authenticated (``acr``, ``amr``, ``auth_time``) stays that of the sign-in: a
+        refresh is no authentication."""
         kept = {k: v for k, v in self.claims.items() if k in AUTHENTICATION_CLAIMS}
         if userinfo is None:
             merged = {**self.claims, **claims, **kept}
         else:
-            id_token_claims = claims or unverified_claims(self.id_token) or self.claims
-            merged = {**userinfo, **id_token_claims, **kept}
+            protocol = {k: v for k, v in self.claims.items() if k in ID_TOKEN_CLAIMS}
+            merged = {**userinfo, **protocol, **claims, **kept}
         return Tokens.from_response(
             {"id_token": self.id_token, "refresh_token": self.refresh_token, **token},
             merged,

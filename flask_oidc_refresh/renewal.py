@@ -125,8 +125,11 @@ def complete_silent_renewal(
             return renewal_failed(party, pending.next_url, reason, pending.provider)
         try:
             check_renewed(party, claims)
-        except BaseException:
+        except Exception:
             signin.end(session, store)
+            flow.provider_of(party, pending).revoke_tokens(
+                tokens.access_token, tokens.refresh_token
+            )
             reason = "the app refused the renewed claims"
             signals.send(signals.session_renewal_failed, claims=claims, reason=reason, ended=True)
             raise

@@ -16,6 +16,7 @@ from flask_session.base import MsgSpecSerializer, ServerSideSessionInterface
 from flask_session.redis import RedisSessionInterface as FlaskSessionRedis
 
 from . import clock
+from .bearer import is_bearer_request
 from .config import Settings
 from .errors import OIDCError, SessionStoreFull, SessionStoreUnavailable
 from .store.files import DataSerializer, FileSessionInterface
@@ -166,6 +167,8 @@ class SessionGuard:
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         if self._errors and g.get("_oidc_store_down"):
             return
+        if is_bearer_request() and not session.modified:
+            return  # an API call with a token keeps no session alive, and sets no cookie
         interval = self._touch_interval
         if interval is not None and session.permanent and len(session) > 1:  # more than _permanent
             now = clock.now()

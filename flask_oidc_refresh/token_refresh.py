@@ -144,8 +144,9 @@ class _Attempt:
         renewed = tokens.renewed(response, claims, expiry, userinfo)
         try:
             check_renewed(self.party, renewed.claims)
-        except BaseException:
+        except Exception:
             self._end(tokens, "the app refused the renewed claims")
+            provider.revoke_tokens(renewed.access_token, renewed.refresh_token)
             raise
         signin.save_tokens(self.session, self.store, self.sign_in, renewed)
         signals.send(signals.session_renewed, claims=renewed.claims, method="refresh_token")

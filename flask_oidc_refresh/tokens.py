@@ -148,7 +148,7 @@ def verify_signature(value: str, key: KeyFlexible, algorithms: Collection[str], 
             algorithms=list(algorithms),
             registry=JWSRegistry(algorithms=list(algorithms), strict_check_header=False),
         )
-    except (JoseError, ValueError) as exc:
+    except (JoseError, ValueError, TypeError, KeyError) as exc:  # malformed headers raise those
         raise TokenError(f"{kind} rejected: {exc.__class__.__name__}") from exc
 
 

@@ -167,6 +167,9 @@ def _complete_sign_in(
     """Sign the user in, in a fresh session with a new id; the app's sign-in gate and login
     handlers may refuse."""
     if not may_sign_in(party, claims):
+        signin.end(session, party.token_store)  # nobody stays signed in here on a refusal
+        provider = flow.provider_of(party, pending)
+        provider.revoke_tokens(token["access_token"], token.get("refresh_token"))
         raise refuse_sign_in()
     settings = party.settings
     use_refresh_tokens = flow.provider_of(party, pending).settings.use_refresh_tokens
@@ -220,9 +223,7 @@ def logout() -> Response:
     if provider is None:  # no longer configured: signed out here only
         return redirect(local_url)
     if tokens is not None:
-        if tokens.refresh_token:
-            provider.revoke(tokens.refresh_token, "refresh_token")
-        provider.revoke(tokens.access_token, "access_token")
+        provider.revoke_tokens(tokens.access_token, tokens.refresh_token)
     signals.send(signals.user_logged_out, claims=ended.sign_in.claims)
     if tokens is None:
         return redirect(local_url)

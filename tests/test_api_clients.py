@@ -14,13 +14,15 @@ API_CLIENTS = {
     "json": {"Accept": "application/json"},
     "python-requests": {"Accept": "*/*", "User-Agent": "python-requests/2.32"},
     "bearer-token": {"Accept": PAGE_ACCEPT, "Authorization": "Bearer abc"},
-    "basic-auth": {"Accept": PAGE_ACCEPT, "Authorization": "Basic YTpi"},
+    "basic-auth-api-client": {"Accept": "*/*", "Authorization": "Basic YTpi"},
     "fetch": {"Accept": "*/*", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"},
     "fetch-asking-for-html": {"Accept": "text/html", "Sec-Fetch-Mode": "same-origin"},
     "xhr": {"X-Requested-With": "XMLHttpRequest"},
 }
 PAGE_LOADS = {
     "browser-accept": {"Accept": PAGE_ACCEPT},
+    # browsers send no Fetch Metadata to plain-http sites, such as an intranet behind Basic auth
+    "browser-over-http-behind-basic-auth": {"Accept": PAGE_ACCEPT, "Authorization": "Basic YTpi"},
     "fetch-metadata": {"Accept": PAGE_ACCEPT, "Sec-Fetch-Mode": "navigate"},
     "browser-behind-basic-auth": {
         "Accept": PAGE_ACCEPT,

@@ -3,6 +3,8 @@ logout token."""
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 from typing import Any
 
@@ -261,3 +263,15 @@ def test_a_listing_locked_too_long_is_a_503_not_a_500(
     again = post(app.test_client(), token)
     assert again.status_code == 200  # the provider's retry of the same token is no replay
     assert not signed_in(first) and not signed_in(second)
+
+
+def test_a_logout_token_with_a_malformed_crit_header_is_a_400(
+    app: Flask, sessions: list[FlaskClient], fake_provider: FakeProvider
+) -> None:
+    header, payload, signature = fake_provider.make_logout_token().split(".")
+    crit = base64.urlsafe_b64encode(
+        json.dumps({"alg": "RS256", "kid": "key-1", "crit": 5}).encode()
+    ).rstrip(b"=")
+    response = post(app.test_client(), f"{crit.decode()}.{payload}.{signature}")
+    assert response.status_code == 400
+    assert all(signed_in(client) for client in sessions)

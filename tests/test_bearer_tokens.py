@@ -179,6 +179,14 @@ def hs256_with_public_key(provider: FakeProvider) -> str:
     return f"{header}.{payload}.{b64(mac)}"
 
 
+def with_header(token: str, **members: Any) -> str:
+    """``token`` with members added to its header (which joserfc would not encode), its
+    signature left as it was."""
+    header, payload, signature = token.split(".")
+    changed = json.loads(_decode(header)) | members
+    return f"{b64(json.dumps(changed).encode())}.{payload}.{signature}"
+
+
 def signed_by_a_stranger(provider: FakeProvider, kid: str) -> str:
     stranger = RSAKey.generate_key(2048, parameters={"kid": kid})
     claims = json.loads(_decode(provider.make_access_token().split(".")[1]))
@@ -202,6 +210,12 @@ BAD_TOKENS: dict[str, Callable[[FakeProvider], str]] = {
     "id-token": lambda p: p.make_id_token("a-nonce", aud=API_AUDIENCE, scope="orders:read"),
     "typ-jwt": lambda p: p.make_access_token(header={"typ": "JWT"}),
     "no-typ": lambda p: p.make_access_token(header={"typ": None}),
+    "crit-not-a-list": lambda p: with_header(p.make_access_token(), crit=5),
+    "crit-of-numbers": lambda p: with_header(p.make_access_token(), crit=[5]),
+    "logout-token": lambda p: p.make_logout_token(aud=API_AUDIENCE, scope="orders:read"),
+    "dpop-bound": lambda p: p.make_access_token(
+        cnf={"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}
+    ),
     "garbage": lambda p: "not-a-token",
     "three-garbage-parts": lambda p: "a.b.c",
 }
@@ -247,6 +261,10 @@ def test_typ_jwt_is_accepted_when_configured_but_an_id_token_still_is_not(
     assert client.get("/api/orders", headers=bearer(keycloak_style)).status_code == 200
     id_token = fake_provider.make_id_token("n", aud=API_AUDIENCE, scope="orders:read")
     assert_refused(client.get("/api/orders", headers=bearer(id_token)))
+    refreshed_id_token = fake_provider.make_id_token(None, aud=API_AUDIENCE)  # no nonce
+    assert_refused(client.get("/api/either", headers=bearer(refreshed_id_token)))
+    keycloak_id_token = fake_provider.make_id_token(None, aud=API_AUDIENCE, typ="ID", scope="x")
+    assert_refused(client.get("/api/either", headers=bearer(keycloak_id_token)))
 
 
 def test_a_token_for_another_api_is_refused_where_the_view_names_its_own_audience(
@@ -333,10 +351,14 @@ def test_an_opaque_token_is_introspected_with_client_authentication(
         {"token_type": "refresh_token"},
         {"exp": 1_000_000_000},
         {"nbf": 4_000_000_000},
+        {"exp": "1000"},
+        {"token_type": "DPoP"},
+        {"cnf": {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}},
+        {"typ": "Refresh"},
     ],
     ids=[
         "inactive", "other-audience", "no-audience", "other-issuer", "refresh-token", "expired",
-        "not-yet-valid",
+        "not-yet-valid", "exp-not-a-time", "dpop-bound", "mtls-bound", "keycloak-refresh-token",
     ],
 )  # fmt: skip
 def test_introspection_answers_that_refuse(
@@ -472,9 +494,9 @@ def test_a_token_request_does_not_renew_or_touch_the_session(
     assert fake_provider.refresh_requests() == 0
 
 
-def test_a_token_of_a_further_provider_is_checked_with_that_providers_keys(
-    make_app: MakeApp, fake_provider: FakeProvider, serve: Any
-) -> None:
+@pytest.fixture
+def partner(make_app: MakeApp, serve: Any) -> tuple[FlaskClient, FakeProvider]:
+    """A test client of an app with a further provider (keys of its own), and that provider."""
     partner = FakeProvider()
     partner.key = RSAKey.generate_key(2048, parameters={"kid": "key-1", "alg": "RS256"})
     partner.issuer = serve(partner.app)
@@ -485,9 +507,17 @@ def test_a_token_of_a_further_provider_is_checked_with_that_providers_keys(
         },
     )
     add_api_routes(app, oidc)
-    client = app.test_client()
-    assert client.get("/api/orders", headers=bearer(partner.make_access_token())).status_code == 200
-    forged = partner.make_access_token(iss=fake_provider.issuer)  # partner's key, our issuer
+    return app.test_client(), partner
+
+
+def test_a_token_of_a_further_provider_is_checked_with_that_providers_keys(
+    partner: tuple[FlaskClient, FakeProvider], fake_provider: FakeProvider
+) -> None:
+    client, provider = partner
+    assert (
+        client.get("/api/orders", headers=bearer(provider.make_access_token())).status_code == 200
+    )
+    forged = provider.make_access_token(iss=fake_provider.issuer)  # partner's key, our issuer
     assert_refused(client.get("/api/orders", headers=bearer(forged)))
 
 
@@ -514,3 +544,50 @@ def test_a_bearer_header_does_not_spare_a_due_session_its_renewal_elsewhere(
     response = client.get("/private", headers={**bearer("made-up"), "Sec-Fetch-Mode": "navigate"})
     assert response.status_code == 302
     assert "prompt=none" in response.headers["Location"]  # renewed like any page load
+
+
+def test_a_token_request_is_judged_by_its_token_alone(
+    client: FlaskClient, fake_provider: FakeProvider, clock: Clock
+) -> None:
+    sign_in(client, fake_provider)
+    clock.advance(4 * 86400)  # past the session's touch interval (a tenth of 31 days)
+    token = fake_provider.make_access_token(sub="bob", exp=int(time.time()) + 5 * 86400)
+    response = client.get("/api/orders", headers=bearer(token))
+    assert response.json == {"sub": "bob", "user": None}  # not alice of the cookie
+    assert "Set-Cookie" not in response.headers  # the API call keeps no session alive
+    refused = client.get("/api/orders", headers=bearer("bad"))
+    assert refused.status_code == 401
+    assert "Set-Cookie" not in refused.headers
+
+
+def test_a_view_changing_the_token_claims_changes_them_for_itself_only(
+    make_app: MakeApp, fake_provider: FakeProvider
+) -> None:
+    app, oidc = make_app(OIDC_API_AUDIENCE=API_AUDIENCE)
+
+    @app.get("/api/careless")
+    @oidc.accept_token(scopes="orders:read")
+    def careless() -> str:
+        assert oidc.token_claims is not None
+        oidc.token_claims["scope"] += " admin"
+        return "changed"
+
+    @app.get("/api/admin-only")
+    @oidc.accept_token(scopes="admin")
+    def admin_only() -> str:
+        return "admin"
+
+    client = app.test_client()
+    token = fake_provider.make_access_token()
+    assert client.get("/api/careless", headers=bearer(token)).text == "changed"
+    assert_refused(client.get("/api/admin-only", headers=bearer(token)), 403, "insufficient_scope")
+
+
+def test_a_further_providers_token_is_checked_while_the_default_provider_is_down(
+    partner: tuple[FlaskClient, FakeProvider], fake_provider: FakeProvider
+) -> None:
+    client, provider = partner
+    fake_provider.discovery_status = 503
+    assert (
+        client.get("/api/orders", headers=bearer(provider.make_access_token())).status_code == 200
+    )

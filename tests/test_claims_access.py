@@ -242,6 +242,7 @@ def test_on_renew_may_end_the_sign_in(make_app: MakeApp, refreshing: FakeProvide
     with recorded(session_renewal_failed, app) as failures:
         assert client.get("/private").status_code == 403
     assert failures[0]["ended"] is True
+    assert len(refreshing.revocations) == 2  # the tokens the renewal just got
     refreshing.userinfo = dict(ALICE)
     response = client.get("/private")
     assert response.status_code == 302  # signed out: sign in again
@@ -290,3 +291,36 @@ def test_a_silent_renewal_refused_by_the_gate_signs_the_user_out(
     back = provider_answers(client, fake_provider, round_trip.headers["Location"])
     assert back.status_code == 403
     assert client.get("/private", headers=SCRIPT).status_code == 401
+
+
+def test_a_refresh_without_an_id_token_lets_fresh_userinfo_decide(
+    app: Flask, refreshing: FakeProvider
+) -> None:
+    refreshing.claims = {"groups": ["admins"], "sid": "sid-1"}  # in the ID token too
+    client = signed_in_as(app.test_client(), refreshing, groups=["admins"])
+    refreshing.refresh_id_token = False
+    refreshing.userinfo = {**ALICE, "groups": []}
+    pass_renewal_deadline(client)
+    assert client.get("/admin").status_code == 403
+    claims = client.get("/claims").json
+    assert claims is not None
+    assert claims["groups"] == []
+    assert (claims["sid"], claims["iss"], claims["sub"]) == ("sid-1", refreshing.issuer, "alice")
+
+
+def test_a_refused_sign_in_ends_the_one_before_and_revokes_the_new_tokens(
+    make_app: MakeApp, refreshing: FakeProvider
+) -> None:
+    app, oidc = make_app()
+    allowed = {"alice": True}
+
+    @oidc.allow_sign_in
+    def still_allowed(claims: dict[str, Any]) -> bool:
+        return allowed["alice"]
+
+    client = signed_in_as(app.test_client(), refreshing)
+    allowed["alice"] = False
+    assert sign_in(client, refreshing).status_code == 403
+    assert client.get("/private", headers=SCRIPT).status_code == 401  # nobody signed in here
+    revoked = [r["form"]["token_type_hint"] for r in refreshing.revocations]
+    assert revoked == ["refresh_token", "access_token"]
