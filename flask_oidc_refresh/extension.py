@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, Unpack, overload
 
 from flask import Blueprint, Flask, Response, current_app, session, url_for
+from flask.logging import wsgi_errors_stream
 from markupsafe import Markup
 from werkzeug.wrappers import Response as WerkzeugResponse
 
@@ -54,6 +55,7 @@ class OIDC:
         """
         if "oidc" in app.extensions:
             raise RuntimeError("The OIDC extension is already registered on this app.")
+        log_by_default()
         for key, default in DEFAULTS.items():
             app.config.setdefault(key, default)
         app.config.update(self._options)
@@ -291,6 +293,24 @@ def oidc_logout_form(label: str = "Sign out", *, css_class: str | None = None) -
     return Markup(
         '<form method="post" action="{}"{}><button type="submit">{}</button></form>'
     ).format(url_for("oidc.logout"), attributes, label)
+
+
+#: The format of the lines the extension logs when the app configures no logging.
+LOG_FORMAT = "[%(asctime)s] %(levelname)s %(name)s: %(message)s"
+
+
+def log_by_default() -> None:
+    """When logging is not configured (no handler on the way to the root), give the
+    ``flask_oidc_refresh`` logger a handler of its own, as Flask gives ``app.logger``: every line
+    with its level and logger name, from INFO up (renewals are logged at INFO)."""
+    logger = logging.getLogger("flask_oidc_refresh")
+    if logger.hasHandlers():
+        return
+    handler = logging.StreamHandler(wsgi_errors_stream)  # type: ignore[call-overload]
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
 
 
 def _guarded(view: F, check: Callable[[], WerkzeugResponse | None]) -> F:

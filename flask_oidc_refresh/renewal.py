@@ -134,6 +134,8 @@ def complete_silent_renewal(
             signals.send(signals.session_renewal_failed, claims=claims, reason=reason, ended=True)
             raise
         signin.save_tokens(session, store, previous, tokens)
+    started = pending.expires - party.settings.state_lifetime_seconds
+    log.info("session renewed by a prompt=none round trip in %.1f s", clock.now() - started)
     signals.send(signals.session_renewed, claims=claims, method="prompt_none")
     return redirect(pending.next_url)
 

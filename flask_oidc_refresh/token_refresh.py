@@ -105,6 +105,7 @@ class _Attempt:
         provider = self.party.provider_named(tokens.provider)
         if provider is None:  # no longer configured: the sign-in cannot be renewed
             return self._gone()
+        started = clock.monotonic()
         try:
             response = provider.token_request(
                 grant_type="refresh_token", refresh_token=tokens.refresh_token
@@ -149,6 +150,10 @@ class _Attempt:
             provider.revoke_tokens(renewed.access_token, renewed.refresh_token)
             raise
         signin.save_tokens(self.session, self.store, self.sign_in, renewed)
+        log.info(
+            "session renewed with the refresh token in %.0f ms",
+            (clock.monotonic() - started) * 1000,
+        )
         signals.send(signals.session_renewed, claims=renewed.claims, method="refresh_token")
         return Outcome.FRESH
 

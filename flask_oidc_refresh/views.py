@@ -187,6 +187,7 @@ def _complete_sign_in(
     except BaseException:
         signin.end(session, party.token_store)
         raise
+    log.info("signed in (provider %r)", pending.provider or "default")
     signals.send(signals.user_logged_in, claims=claims)
     return redirect(pending.next_url)
 
@@ -224,6 +225,7 @@ def logout() -> Response:
         return redirect(local_url)
     if tokens is not None:
         provider.revoke_tokens(tokens.access_token, tokens.refresh_token)
+    log.info("signed out (provider %r)", ended.sign_in.provider or "default")
     signals.send(signals.user_logged_out, claims=ended.sign_in.claims)
     if tokens is None:
         return redirect(local_url)
