@@ -5,6 +5,7 @@ from __future__ import annotations
 from .config import ConfigError
 from .errors import (
     AccessDenied,
+    ConfigurationProblem,
     CrossSiteRequest,
     InsufficientScope,
     InvalidToken,
@@ -29,6 +30,7 @@ __all__ = [
     "OIDC",
     "AccessDenied",
     "ConfigError",
+    "ConfigurationProblem",
     "CrossSiteRequest",
     "InsufficientScope",
     "InvalidToken",

@@ -7,10 +7,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import json, request, url_for
+from flask import current_app, json, request, url_for
 from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from .navigation import is_script_request
+
+#: What a visitor reads when the app's sign-in settings do not fit its provider.
+MISCONFIGURED = (
+    "Sign-in is not available: this application's connection to its identity provider is "
+    "misconfigured. Please tell its administrators."
+)
+
+
+def explained(message: str, reason: object) -> str:
+    """``message`` for the page, with the ``reason`` behind it in debug mode only: a developer
+    sees what to fix, a visitor of a production site a safe message."""
+    return f"{message} Reason: {reason}." if current_app.debug else message
 
 
 class OIDCError(HTTPException):
@@ -72,6 +84,15 @@ class CrossSiteRequest(OIDCError):
 
     code = 403
     error = "cross_site_request"
+
+
+class ConfigurationProblem(OIDCError):
+    """The app's settings do not fit its provider: the provider refused the app's credentials,
+    or its discovery document is not where ``OIDC_ISSUER`` says (500). Outside debug mode the
+    page says only that sign-in is misconfigured; the log and the debug page name the setting."""
+
+    code = 500
+    error = "configuration_problem"
 
 
 class ProviderUnavailable(OIDCError):

@@ -17,9 +17,15 @@ from . import authorization, clock, signin
 from .authorization import ClaimsRequirement, SignInRequirement, TokenRequirement
 from .bearer import is_bearer_request
 from .config import DEFAULTS, ConfigError, Options, Settings, config_keys, unknown_key_messages
-from .errors import ProviderUnavailable
+from .errors import (
+    MISCONFIGURED,
+    ConfigurationProblem,
+    OIDCError,
+    ProviderUnavailable,
+    explained,
+)
 from .exemptions import Exemptions
-from .provider import Provider, ProviderError
+from .provider import Provider, ProviderError, ProviderMisconfigured
 from .relying_party import ClaimsCheck, LoginHandler, RelyingParty, relying_party
 from .renewal import renew_if_due
 from .sessions import ensure_server_side_sessions, guard_sessions
@@ -89,7 +95,7 @@ class OIDC:
         csrf = app.extensions.get("csrf")  # Flask-WTF's CSRFProtect, when set up before us
         if csrf is not None and hasattr(csrf, "exempt"):
             csrf.exempt(blueprint)  # logout checks the origin itself; the provider posts logouts
-        app.register_error_handler(ProviderError, _provider_unavailable)
+        app.register_error_handler(ProviderError, _provider_failed)
         app.register_error_handler(LockTimeout, _busy)
         app.before_request(renew_if_due)
         app.add_template_global(oidc_refresh_script)
@@ -333,8 +339,16 @@ def _busy(exc: LockTimeout) -> Response:
     return exc.get_response()  # type: ignore[return-value]
 
 
-def _provider_unavailable(exc: ProviderError) -> Response:
-    log.error("identity provider unavailable: %s", exc)
-    return ProviderUnavailable(
-        "The identity provider is unavailable. Please try again later."
-    ).get_response()  # type: ignore[return-value]
+def _provider_failed(exc: ProviderError) -> Response:
+    """A provider that answers against the settings is the app's misconfiguration (500); one
+    that cannot answer now is unavailable (502). The log, and the page in debug mode, say why."""
+    error: OIDCError
+    if isinstance(exc, ProviderMisconfigured):
+        log.error("sign-in is misconfigured: %s", exc)
+        error = ConfigurationProblem(explained(MISCONFIGURED, exc))
+    else:
+        log.error("identity provider unavailable: %s", exc)
+        error = ProviderUnavailable(
+            explained("The identity provider is unavailable. Please try again later.", exc)
+        )
+    return error.get_response()  # type: ignore[return-value]

@@ -24,7 +24,8 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
 from . import clock
-from .errors import LoginError
+from .config import is_loopback
+from .errors import MISCONFIGURED, ConfigurationProblem, LoginError, explained
 from .navigation import safe_next
 from .provider import Provider
 from .relying_party import RelyingParty, secret_keys
@@ -113,6 +114,7 @@ def start(
         max_age=max_age,
         provider=provider,
     )
+    _check_redirect_uri(party, redirect_uri(party, provider))
     url = authorization_url(party, pending, {**(params or {}), **(hints or {})})
     waiting = _waiting(party)
     waiting.append(pending)
@@ -141,6 +143,22 @@ def redirect_uri(party: RelyingParty, provider: str = "") -> str:
     taken for another's: the mix-up attack)."""
     base = party.settings.redirect_uri or url_for("oidc.callback", _external=True)
     return f"{base.rstrip('/')}/{provider}" if provider else base
+
+
+def _check_redirect_uri(party: RelyingParty, uri: str) -> None:
+    """Outside debug mode, refuse to send the provider a plain-http redirect URI of another host
+    than this machine: the code would cross the network in the clear. Behind a proxy that ends
+    TLS, Flask sees https only with werkzeug's ``ProxyFix``."""
+    if not uri.startswith("http://") or is_loopback(uri) or current_app.debug:
+        return
+    if party.settings.allow_insecure_http:
+        return
+    reason = (
+        f"the redirect URI would be {uri}: serve the app over https (behind a proxy, use "
+        "werkzeug's ProxyFix so that Flask sees https), or set OIDC_REDIRECT_URI"
+    )
+    log.error("sign-in is misconfigured: %s", reason)
+    raise ConfigurationProblem(explained(MISCONFIGURED, reason))
 
 
 def authorization_url(

@@ -31,12 +31,33 @@ class ProviderError(Exception):
     """The provider could not be reached or answered something unusable."""
 
 
+class ProviderMisconfigured(ProviderError):
+    """The provider answered, but not as the settings expect: a setting is wrong (the message
+    names it), which trying again will not fix."""
+
+
+class _Refused(ProviderError):
+    """A call the provider answered with a 4xx, or with something that is no JSON object."""
+
+
+#: What to check when the provider refuses the app's credentials.
+CREDENTIALS_HINT = (
+    "check OIDC_CLIENT_ID, OIDC_CLIENT_SECRET (or OIDC_CLIENT_PRIVATE_KEY) and "
+    "OIDC_CLIENT_AUTH_METHOD"
+)
+
+
 class TokenEndpointError(Exception):
     """The token endpoint refused a grant (``invalid_grant`` and friends)."""
 
     def __init__(self, error: str, description: str | None) -> None:
         super().__init__(f"{error}: {description}" if description else error)
         self.error = error
+
+    @property
+    def refuses_credentials(self) -> bool:
+        """Whether the provider refused the app itself (its client id or secret), not a grant."""
+        return self.error in ("invalid_client", "unauthorized_client")
 
 
 class Provider:
@@ -126,6 +147,8 @@ class Provider:
         try:
             response = self.http.get(url, **kwargs)
         except (requests.RequestException, OSError) as exc:
+            if "NameResolutionError" in repr(exc):
+                raise ProviderMisconfigured(f"the host of {url} does not resolve") from exc
             raise ProviderError(f"GET {url} failed: {exc.__class__.__name__}") from exc
         return _json_object(response, f"GET {url}")
 
@@ -139,24 +162,32 @@ class Provider:
         metadata: dict[str, Any] = {"issuer": settings.issuer}
         if not set(REQUIRED_ENDPOINTS) <= set(settings.endpoints):
             url = f"{settings.issuer.rstrip('/')}/.well-known/openid-configuration"
-            metadata = self.get_json(url)
+            try:
+                metadata = self.get_json(url)
+            except _Refused as exc:
+                raise ProviderMisconfigured(
+                    f"{exc}: is OIDC_ISSUER ({settings.issuer}) the provider's issuer? Its "
+                    "discovery document is read from there"
+                ) from exc
             if not _names_issuer(metadata.get("issuer"), settings.issuer):
-                raise ProviderError(
+                raise ProviderMisconfigured(
                     f"discovery names issuer {metadata.get('issuer')!r}, not OIDC_ISSUER "
-                    f"{settings.issuer!r}"
+                    f"{settings.issuer!r}: set OIDC_ISSUER to exactly what the provider names"
                 )
             for name in ENDPOINT_KEYS:
                 if isinstance(metadata.get(name), str):
                     try:
                         check_url(metadata[name], name, settings.allow_insecure_http)
                     except RuntimeError as exc:
-                        raise ProviderError(str(exc)) from exc
+                        raise ProviderMisconfigured(str(exc)) from exc
             for name, url in self._oauth_endpoints(metadata).items():
                 metadata.setdefault(name, url)
         metadata.update(settings.endpoints)
         for name in REQUIRED_ENDPOINTS:
             if not isinstance(metadata.get(name), str):
-                raise ProviderError(f"the provider has no {name}; set {ENDPOINT_KEYS[name]}")
+                raise ProviderMisconfigured(
+                    f"the provider has no {name}; set {ENDPOINT_KEYS[name]}"
+                )
         self._report_missing_features(metadata)
         return metadata
 
@@ -363,14 +394,16 @@ class Provider:
 def _json_object(response: requests.Response, call: str) -> dict[str, Any]:
     """The JSON object of a ``200`` answer to ``call``; anything else is a
     :class:`ProviderError`."""
+    if 400 <= response.status_code < 500:
+        raise _Refused(f"{call} answered {response.status_code}")
     if response.status_code != 200:
         raise ProviderError(f"{call} answered {response.status_code}")
     try:
         data = response.json()
     except ValueError as exc:
-        raise ProviderError(f"{call} did not answer JSON") from exc
+        raise _Refused(f"{call} did not answer JSON") from exc
     if not isinstance(data, dict):
-        raise ProviderError(f"{call} did not answer a JSON object")
+        raise _Refused(f"{call} did not answer a JSON object")
     return data
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from . import clock, signals, signin
 from .authorization import check_renewed
 from .errors import RenewalUnavailable
-from .provider import ProviderError, TokenEndpointError
+from .provider import CREDENTIALS_HINT, ProviderError, TokenEndpointError
 from .records import Tokens
 from .relying_party import RelyingParty
 from .signin import SignIn
@@ -111,6 +111,10 @@ class _Attempt:
                 grant_type="refresh_token", refresh_token=tokens.refresh_token
             )
         except TokenEndpointError as exc:
+            if exc.refuses_credentials:
+                log.error(
+                    "the provider refused this app's credentials (%s): %s", exc, CREDENTIALS_HINT
+                )
             # (with records inside each session, two processes may have spent the same token)
             if exc.error == "invalid_grant" and self.store.backend.shared:
                 return self._end(tokens, str(exc))

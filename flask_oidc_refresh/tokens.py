@@ -68,9 +68,20 @@ def validate_id_token(
     try:
         claims.validate(now=int(now if now is not None else time.time()), leeway=leeway)
     except (JoseError, ValueError) as exc:
-        raise TokenError(f"ID token claim rejected: {exc}") from exc
+        raise TokenError(f"ID token claim rejected: {exc}{_clock_hint(exc)}") from exc
     _check_audience(claims, client_id)
     return dict(claims)
+
+
+def _clock_hint(exc: Exception) -> str:
+    """What to check when a token's times are refused: most often a server clock that is off."""
+    text = str(exc).lower()
+    if any(word in text for word in ("expired", "future", "not yet valid", "iat", "nbf")):
+        return (
+            "; is this server's clock right? Compare it with the provider's (the allowed "
+            "difference is OIDC_CLOCK_SKEW_SECONDS)"
+        )
+    return ""
 
 
 def issuer_for(issuer: str, claims: Mapping[str, Any]) -> str:

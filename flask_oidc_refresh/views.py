@@ -15,10 +15,10 @@ from werkzeug.wrappers import Response
 
 from . import clock, flow, signals, signin
 from .authorization import may_sign_in, refuse_sign_in
-from .errors import CrossSiteRequest, LoginError
+from .errors import MISCONFIGURED, ConfigurationProblem, CrossSiteRequest, LoginError, explained
 from .flow import PendingAuthorization
 from .navigation import safe_next
-from .provider import Provider, ProviderError, TokenEndpointError
+from .provider import CREDENTIALS_HINT, Provider, ProviderError, TokenEndpointError
 from .records import Tokens
 from .relying_party import RelyingParty, relying_party
 from .renewal import complete_silent_renewal, renewal_failed, start_silent_renewal
@@ -28,6 +28,7 @@ from .tokens import TokenError, unverified_claims
 
 log = logging.getLogger(__name__)
 LOGOUT_STATE_KEY = "_oidc_logout_state"
+
 #: The longest value of an authorization parameter taken from the sign-in link.
 MAX_PARAM_LENGTH = 256
 
@@ -127,6 +128,10 @@ def callback(provider: str = "") -> Response:
         if previous is not None:
             return complete_silent_renewal(party, previous, pending, token, claims)
     except TokenEndpointError as exc:
+        if exc.refuses_credentials:
+            reason = f"the token endpoint answered {exc}: {CREDENTIALS_HINT}"
+            log.error("sign-in is misconfigured: %s", reason)
+            raise ConfigurationProblem(explained(MISCONFIGURED, reason)) from None
         log.warning("the token endpoint refused the code: %s", exc)
         message = "The identity provider refused this sign-in response."
         return _failed(party, pending, str(exc), message, exc.error)
@@ -155,7 +160,7 @@ def _failed(
     interactive sign-in is a :class:`LoginError` page."""
     if pending.silent:
         return renewal_failed(party, pending.next_url, reason, pending.provider)
-    raise LoginError(message, error=error)
+    raise LoginError(explained(message, reason), error=error)
 
 
 def _complete_sign_in(

@@ -149,7 +149,9 @@ def test_a_discovery_issuer_that_is_no_template_of_ours_is_refused(
 ) -> None:
     fake_provider.metadata = {"issuer": "https://login.example.com/{tenantid}/v2.0"}
     app, _ = make_app(OIDC_ISSUER=f"{fake_provider.issuer}/common/v2.0")
-    assert app.test_client().get("/oidc/login").status_code == 502  # the provider is not ours
+    response = app.test_client().get("/oidc/login")
+    assert response.status_code == 500  # the provider is not ours: a misconfiguration
+    assert "misconfigured" in response.text
 
 
 def test_a_tenants_own_issuer_admits_that_tenant_only(

@@ -74,11 +74,13 @@ def test_broken_token_responses_are_a_502(
     assert client.get("/private", headers=SCRIPT).status_code == 401
 
 
-def test_discovery_naming_another_issuer_is_refused(
+def test_discovery_naming_another_issuer_is_refused_as_a_misconfiguration(
     make_app: MakeApp, fake_provider: FakeProvider
 ) -> None:
     app, _ = make_app(OIDC_ISSUER=fake_provider.issuer.replace("127.0.0.1", "localhost"))
-    assert app.test_client().get("/oidc/login").status_code == 502
+    response = app.test_client().get("/oidc/login")
+    assert response.status_code == 500
+    assert "misconfigured" in response.text
 
 
 def test_discovery_and_keys_are_fetched_once_per_process(
