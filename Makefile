@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PROVIDER := tests/provider
 
-.PHONY: setup run test lint bench docs clean
+.PHONY: setup run check test lint bench docs clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,13 +18,26 @@ $(PROVIDER)/node_modules/.package-lock.json: $(PROVIDER)/package-lock.json
 
 setup: $(BIN)/.installed $(PROVIDER)/node_modules/.package-lock.json
 
+# `make run PORT=8000 PROVIDER_PORT=9500` moves them; the provider's allowed URLs follow.
+PORT ?= 5000
+PROVIDER_PORT ?= 9400
+# The provider runs on the Node.js LTS its package.json pins, when npm could install it.
+PINNED_NODE = $(firstword $(wildcard $(PROVIDER)/node_modules/node-linux-*/bin/node) node)
+
 # The example renews its session every minute, so that you can watch it happen.
 run: export OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS ?= 60
+run: export OP_PORT = $(PROVIDER_PORT)
+run: export OP_APP_PORT = $(PORT)
 run: setup
-	@echo "Provider: http://127.0.0.1:9400   App: http://127.0.0.1:5000   (Ctrl-C stops both)"
-	@node $(PROVIDER)/server.mjs & provider=$$!; \
+	@echo "Provider: http://127.0.0.1:$(PROVIDER_PORT)   App: http://127.0.0.1:$(PORT)   (Ctrl-C stops both)"
+	@$(PINNED_NODE) $(PROVIDER)/server.mjs & provider=$$!; \
 	trap 'kill $$provider 2>/dev/null' EXIT INT TERM; \
-	$(BIN)/flask --app example_app run --host 127.0.0.1 --port 5000
+	$(BIN)/flask --app example_app run --host 127.0.0.1 --port $(PORT)
+
+# `flask oidc check` of the example app, against the provider of `make run` (start that first).
+check: export OP_PORT = $(PROVIDER_PORT)
+check: setup
+	$(BIN)/flask --app example_app oidc check --url http://127.0.0.1:$(PORT)
 
 lint: setup
 	$(BIN)/ruff check .

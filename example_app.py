@@ -1,7 +1,8 @@
 """Example app: sign in with OpenID Connect and watch the session stay fresh.
 
 Every ``OIDC_*`` setting is read from the environment variable of the same name. Without
-``OIDC_ISSUER`` it uses the bundled development provider on http://127.0.0.1:9400 (``make run``).
+``OIDC_ISSUER`` it uses the bundled development provider on http://127.0.0.1:9400 (``make run``;
+``OP_PORT``, the provider's own setting, moves it).
 ``OIDC_USE_REFRESH_TOKENS=false`` makes every renewal a browser round trip (``prompt=none``)
 even when the provider issues refresh tokens. ``SESSION_TYPE=redis`` with ``REDIS_URL`` keeps
 sessions in Redis (``REDIS_CLUSTER=1``: a Redis Cluster; ``REDIS_SENTINEL_MASTER``: the master
@@ -17,20 +18,24 @@ development provider puts user ``admin`` there).
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
-from flask import Flask, render_template_string
+from flask import Flask, render_template_string, session
 from markupsafe import Markup
 
-from flask_oidc_refresh import OIDC
+from flask_oidc_refresh import OIDC, session_renewed, user_logged_in
 
 DEVELOPMENT_PROVIDER = {
-    "OIDC_ISSUER": "http://127.0.0.1:9400",
+    "OIDC_ISSUER": f"http://127.0.0.1:{os.environ.get('OP_PORT', '9400')}",
     "OIDC_CLIENT_ID": "example-app",
     "OIDC_CLIENT_SECRET": "example-secret",
     # the API whose JWT access tokens the development provider issues (a resource indicator)
     "OIDC_API_AUDIENCE": "urn:example:api",
 }
+
+#: Only for trying the example out: set SECRET_KEY anywhere else.
+DEVELOPMENT_SECRET_KEY = "development-only-secret-never-in-production"
 
 oidc = OIDC()
 
@@ -57,24 +62,44 @@ dt{font-weight:600}dd{margin:0 0 .5rem 0;font-family:monospace}</style></head>
 
 PROFILE = """
 <h2>Your session</h2>
-<p>Renewed with the provider in <strong id="countdown" data-deadline="{{ deadline }}"></strong>.
-Pages renew it by themselves; so do calls made through the bundled fetch wrapper:</p>
+<ol id="timeline">
+{% for label, at in timeline -%}
+  <li>{{ label }} at <time data-epoch="{{ at }}"></time></li>
+{% endfor %}
+</ol>
+<p>Next renewal: in <strong id="countdown" data-deadline="{{ deadline }}"></strong>
+(at <time id="deadline" data-epoch="{{ deadline }}"></time>). Pages renew it by themselves; so do
+calls made through the bundled fetch wrapper. Type something here, scroll, then call the API
+after the deadline: the default mode keeps it all.</p>
+<p><input id="note" placeholder="Unsaved work"></p>
 <p>
-  <button id="call-navigate">Call /api/me</button>
-  <button id="call-silent">Call /api/me (silent renewal)</button>
+  <button id="call-silent">Call /api/me, keeping this page (the default: renew in a frame)</button>
+  <button id="call-navigate">Call /api/me, leaving this page to renew ("navigate" mode)</button>
 </p>
 <pre id="api-result"></pre>
 <h2>Your claims</h2>
 <dl id="claims">
-{% for key, value in user|dictsort %}<dt>{{ key }}</dt><dd>{{ value }}</dd>{% endfor %}
+{% for key, value in user|dictsort %}<dt>{{ key }}</dt><dd>{{ value }}
+{%- if key in time_claims %} (<time data-epoch="{{ value }}"></time>){% endif %}</dd>{% endfor %}
 </dl>
 {{ oidc_refresh_script() }}
 <script>
   const countdown = document.getElementById("countdown");
+  function showTimes() {
+    for (const time of document.querySelectorAll("time[data-epoch]")) {
+      time.textContent = new Date(time.dataset.epoch * 1000).toLocaleString();
+    }
+  }
   function tick() {
     const left = Math.round(countdown.dataset.deadline - Date.now() / 1000);
-    countdown.textContent = left > 0 ? `${left} s` : "now (on the next request)";
+    countdown.textContent = left > 0 ? `${left} s` : "0 s (due: the next request renews it)";
   }
+  function showTimeline(timeline) {
+    document.getElementById("timeline").innerHTML = timeline.map(
+      ([label, at]) => `<li>${label} at <time data-epoch="${at}"></time></li>`
+    ).join("");
+  }
+  showTimes();
   tick();
   setInterval(tick, 1000);
   async function callApi(mode) {
@@ -82,13 +107,20 @@ Pages renew it by themselves; so do calls made through the bundled fetch wrapper
     const response = await oidcRefresh.fetch("/api/me");
     const body = await response.json();
     countdown.dataset.deadline = body.renewal_deadline;
+    document.getElementById("deadline").dataset.epoch = body.renewal_deadline;
+    showTimeline(body.timeline);
+    showTimes();
     tick();
     document.getElementById("api-result").textContent = JSON.stringify(body, null, 2);
   }
-  document.getElementById("call-navigate").onclick = () => callApi("navigate");
   document.getElementById("call-silent").onclick = () => callApi("silent");
+  document.getElementById("call-navigate").onclick = () => callApi("navigate");
 </script>
 """
+#: Claims that are times (seconds since 1970), shown readable too.
+TIME_CLAIMS = ("auth_time", "exp", "iat", "nbf", "updated_at")
+#: How the timeline names each way of renewing.
+RENEWAL_METHODS = {"refresh_token": "the refresh token", "prompt_none": "a prompt=none round trip"}
 
 
 def redis_client(url: str) -> Any:
@@ -116,7 +148,9 @@ def redis_client(url: str) -> Any:
 def create_app() -> Flask:
     """The example app, configured from the environment."""
     app = Flask(__name__)
-    app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY", "development-only-secret")
+    app.config["SECRET_KEY"] = os.environ.get(
+        "SECRET_KEY", "development-only-secret-never-in-production"
+    )
     settings = {k: v for k, v in os.environ.items() if k.startswith("OIDC_")}
     if "OIDC_ISSUER" not in settings:
         settings = {**DEVELOPMENT_PROVIDER, **settings}
@@ -127,9 +161,18 @@ def create_app() -> Flask:
     if os.environ.get("REDIS_URL"):
         app.config["SESSION_REDIS"] = redis_client(os.environ["REDIS_URL"])
     oidc.init_app(app)
+    keep_a_timeline(app)
 
     def page(title: str, body: str = "") -> str:
-        inner = Markup(render_template_string(body, user=oidc.user, deadline=oidc.renewal_deadline))
+        inner = Markup(
+            render_template_string(
+                body,
+                user=oidc.user,
+                deadline=oidc.renewal_deadline,
+                timeline=session.get("timeline", []),
+                time_claims=TIME_CLAIMS,
+            )
+        )
         return render_template_string(PAGE, title=title, body=inner, user=oidc.user)
 
     @app.get("/")
@@ -151,7 +194,11 @@ def create_app() -> Flask:
     def api_me() -> dict[str, Any]:
         if oidc.token_claims is not None:  # an API client, with a bearer token
             return {"token": oidc.token_claims}
-        return {"user": oidc.user, "renewal_deadline": oidc.renewal_deadline}
+        return {
+            "user": oidc.user,
+            "renewal_deadline": oidc.renewal_deadline,
+            "timeline": session.get("timeline", []),
+        }
 
     @app.get("/api/reports")
     @oidc.accept_token(scopes=["api:read"])
@@ -165,3 +212,17 @@ def create_app() -> Flask:
         return {"status": "ok"}
 
     return app
+
+
+def keep_a_timeline(app: Flask) -> None:
+    """Note each sign-in and renewal in the session, for the profile page to show."""
+
+    def signed_in(sender: Flask, claims: dict[str, Any], **extra: Any) -> None:
+        session["timeline"] = [["Signed in", round(time.time())]]
+
+    def renewed(sender: Flask, claims: dict[str, Any], method: str, **extra: Any) -> None:
+        event = [f"Renewed with {RENEWAL_METHODS[method]}", round(time.time())]
+        session["timeline"] = [*session.get("timeline", [])[-9:], event]
+
+    user_logged_in.connect(signed_in, app, weak=False)
+    session_renewed.connect(renewed, app, weak=False)

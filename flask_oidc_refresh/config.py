@@ -67,6 +67,7 @@ DEFAULTS: dict[str, Any] = {
     "OIDC_INTROSPECTION_CACHE_SECONDS": 60,
     "OIDC_ALLOWED_GROUPS": [],
     "OIDC_GROUPS_CLAIM": "groups",
+    "OIDC_CHECK_ON_STARTUP": False,
 }
 
 CLIENT_AUTH_METHODS = (
@@ -117,6 +118,7 @@ class Options(TypedDict, total=False):
     allow_insecure_http: bool
     allowed_groups: Sequence[str]
     api_audience: str
+    check_on_startup: bool
     auth_params: Mapping[str, str]
     auth_params_from_request: Sequence[str]
     authorization_endpoint: str
@@ -400,6 +402,7 @@ class Settings:
     introspection_cache_seconds: int
     allowed_groups: tuple[str, ...]
     groups_claim: str
+    check_on_startup: bool
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -518,6 +521,7 @@ class Settings:
             introspection_cache_seconds=_int(config, "OIDC_INTROSPECTION_CACHE_SECONDS", minimum=0),
             allowed_groups=tuple(_list(config, "OIDC_ALLOWED_GROUPS")),
             groups_claim=_str(config, "OIDC_GROUPS_CLAIM"),
+            check_on_startup=_bool(config, "OIDC_CHECK_ON_STARTUP"),
         )
 
     def for_provider(self, config: Mapping[str, Any], name: str) -> Settings:

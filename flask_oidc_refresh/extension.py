@@ -16,6 +16,8 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from . import authorization, clock, signin
 from .authorization import ClaimsRequirement, SignInRequirement, TokenRequirement
 from .bearer import is_bearer_request
+from .checks import check_on_startup
+from .cli import oidc_commands
 from .config import DEFAULTS, ConfigError, Options, Settings, config_keys, unknown_key_messages
 from .errors import (
     MISCONFIGURED,
@@ -98,6 +100,9 @@ class OIDC:
         app.register_error_handler(ProviderError, _provider_failed)
         app.register_error_handler(LockTimeout, _busy)
         app.before_request(renew_if_due)
+        app.cli.add_command(oidc_commands)
+        if settings.check_on_startup:
+            check_on_startup(app)
         app.add_template_global(oidc_refresh_script)
         app.add_template_global(oidc_logout_form)
 
@@ -271,12 +276,13 @@ class OIDC:
 
 
 def oidc_refresh_script(
-    nonce: str | None = None, *, mode: str = "navigate", install: bool = False
+    nonce: str | None = None, *, mode: str = "silent", install: bool = False
 ) -> Markup:
     """The ``<script>`` tag of the bundled fetch wrapper, for templates.
 
-    ``nonce`` is the page's CSP nonce; ``mode`` is ``"navigate"`` or ``"silent"``; ``install``
-    replaces ``window.fetch`` with the wrapper.
+    ``nonce`` is the page's CSP nonce; ``mode`` is ``"silent"`` (renew in a hidden frame and
+    keep the page, falling back to navigating) or ``"navigate"`` (go to the provider and come
+    back); ``install`` replaces ``window.fetch`` with the wrapper.
     """
     if mode not in ("navigate", "silent"):
         raise ValueError("mode must be 'navigate' or 'silent'")

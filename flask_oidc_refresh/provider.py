@@ -383,6 +383,10 @@ class Provider:
             "now": clock.now(),
         }
 
+    def key_set(self) -> KeySet:
+        """The provider's signing keys (fetched once, then kept)."""
+        return self._keys.get()
+
     def _load_keys(self) -> KeySet:
         jwks_uri = self.metadata["jwks_uri"]
         try:

@@ -81,6 +81,16 @@ def _use_redis(app: Flask, client: Any, settings: Settings) -> None:
     )
 
 
+def store_label(app: Flask) -> str:
+    """Where ``app`` keeps its sessions, in words."""
+    interface = getattr(app.session_interface, "wrapped", app.session_interface)
+    if isinstance(interface, FileSessionInterface):
+        return f"the embedded store in {interface.root}"
+    if isinstance(interface, RedisSessionInterface):
+        return "Redis Cluster" if "Cluster" in type(interface.client).__name__ else "Redis"
+    return type(interface).__name__
+
+
 def new_session_id(session: SessionMixin) -> None:
     """Give ``session`` a new id (Flask-Session's ``regenerate``), keeping its contents; the old
     id is deleted from the store."""

@@ -101,14 +101,21 @@ class DevProvider:
         return [e for e in events if name is None or e["event"] == name]
 
 
+def provider_node() -> str:
+    """The Node.js the provider runs on: the LTS its package.json pins (npm installs it on Linux
+    x64 and arm64), else the machine's own."""
+    pinned = sorted(PROVIDER_DIR.glob("node_modules/node-linux-*/bin/node"))
+    return str(pinned[0]) if pinned else require_tool("node")
+
+
 def launch_provider(app_ports: list[int], event_log_dir: Path, **env: str) -> DevProvider:
     """Start the development provider for apps on ``app_ports``; ``OP_*`` keywords configure it."""
-    node = require_tool("node")
+    node = provider_node()
     if not (PROVIDER_DIR / "node_modules").is_dir():
         pytest.fail("tests/provider/node_modules is missing: run `make test` (it runs npm ci)")
     port = free_port()
     provider = DevProvider(port, event_log_dir / f"op-events-{port}.jsonl")
-    bases = [f"http://127.0.0.1:{p}" for p in app_ports]
+    bases = [f"http://{host}:{p}" for p in app_ports for host in ("127.0.0.1", "localhost")]
     environment = {
         **os.environ,
         "OP_PORT": str(port),

@@ -24,6 +24,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--test-third-party-cookie-phaseout",  # third-party cookies blocked, as browsers go
 ]
 
 
@@ -97,7 +98,7 @@ def test_fetch_with_fresh_tokens_goes_through_without_a_renewal(tab: Tab) -> Non
     assert tab.renewals() == 0
 
 
-def test_default_mode_navigates_renews_and_comes_back(tab: Tab) -> None:
+def test_navigate_mode_renews_and_comes_back(tab: Tab) -> None:
     page = tab.page
     page.evaluate("history.replaceState(null, '', '/profile?tab=api#result')")
     tab.pass_renewal_deadline()
@@ -263,4 +264,58 @@ def test_a_page_load_goes_to_sign_in_and_a_plain_fetch_gets_401_json(
     page.goto(f"{served.base}/profile")  # a real navigation: Chromium's own headers
     assert page.url.startswith(f"{served.provider.issuer}/")
     assert page.locator("input[name=login]").count() == 1
+    context.close()
+
+
+def test_the_default_mode_keeps_the_users_work(tab: Tab) -> None:
+    page = tab.page
+    page.fill("#note", "half-written reply")
+    page.evaluate("window.stillHere = true; document.body.style.minHeight = '3000px'")
+    page.evaluate("window.scrollTo(0, 400)")
+    tab.pass_renewal_deadline()
+    status = page.evaluate("async () => (await oidcRefresh.fetch('/api/me')).status")
+    assert status == 200  # the call's own result, after a renewal
+    assert tab.renewals() == 1
+    assert page.evaluate("window.stillHere") is True
+    assert page.input_value("#note") == "half-written reply"
+    assert page.evaluate("window.scrollY") == 400
+
+
+def test_the_timeline_shows_each_renewal(tab: Tab) -> None:
+    page = tab.page
+    assert page.text_content("#timeline li").startswith("Signed in at ")  # type: ignore[union-attr]
+    tab.pass_renewal_deadline()
+    page.click("#call-silent")
+    page.wait_for_selector("#timeline li:nth-child(2)")
+    renewed = page.text_content("#timeline li:nth-child(2)") or ""
+    assert renewed.startswith("Renewed with a prompt=none round trip at ")
+    assert "1970" not in renewed  # a readable time, not an epoch number
+    page.screenshot(path=str(ARTIFACTS / "profile-renewed.png"), full_page=True)
+
+
+def test_with_third_party_cookies_blocked_the_default_falls_back_to_navigating(
+    browser: Browser, example_app: Callable[..., Served]
+) -> None:
+    """The app on localhost, its provider on 127.0.0.1: another site, whose cookies a hidden
+    frame does not get. The renewal then leaves the page, and comes back signed in."""
+    served = example_app(OIDC_USE_REFRESH_TOKENS="false")
+    base = served.base.replace("127.0.0.1", "localhost")
+    context = browser.new_context()
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    page.goto(f"{base}/profile")
+    page.fill("input[name=login]", "alice")
+    page.fill("input[name=password]", "secret")
+    page.click("button[type=submit]")
+    page.click("button[type=submit]")  # consent
+    page.wait_for_url(f"{base}/profile")
+    cookie = next(c for c in context.cookies() if c["name"] == "session")
+    pass_renewal_deadline(served.client(_Cookies(cookie["value"])))
+    page.evaluate("window.stillHere = true")
+    with page.expect_navigation(url=f"{base}/profile"):
+        page.evaluate("() => { oidcRefresh.fetch('/api/me'); }")  # default mode
+    assert page.evaluate("window.stillHere") is None  # the page was left, and loaded again
+    assert page.text_content("#sub") == "alice"
+    silent = served.provider.events("authorization.success")
+    assert any(event.get("prompt") == "none" for event in silent)  # signed in again silently
     context.close()

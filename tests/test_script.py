@@ -15,16 +15,16 @@ STATIC = Path(__file__).parent.parent / "flask_oidc_refresh" / "static"
 def test_template_helper_emits_the_script_tag(app: Flask) -> None:
     with app.test_request_context():
         html = render_template_string("{{ oidc_refresh_script() }}")
-    assert html == '<script src="/oidc/static/oidc-refresh.js" data-mode="navigate"></script>'
+    assert html == '<script src="/oidc/static/oidc-refresh.js" data-mode="silent"></script>'
 
 
 def test_template_helper_renders_its_options_and_csp_nonce(app: Flask) -> None:
     with app.test_request_context():
         html = render_template_string(
-            "{{ oidc_refresh_script(nonce='r4nd0m', mode='silent', install=True) }}"
+            "{{ oidc_refresh_script(nonce='r4nd0m', mode='navigate', install=True) }}"
         )
     assert html == (
-        '<script src="/oidc/static/oidc-refresh.js" data-mode="silent" data-install="fetch"'
+        '<script src="/oidc/static/oidc-refresh.js" data-mode="navigate" data-install="fetch"'
         ' nonce="r4nd0m"></script>'
     )
 

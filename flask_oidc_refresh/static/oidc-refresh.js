@@ -2,8 +2,10 @@
  *
  * A request made by a script cannot follow a redirect to the identity provider, so when the
  * session is due the server answers 403 with a `refresh_url` header. This wrapper handles it:
- * - "navigate" (default): the page goes to refresh_url and comes back once renewed;
- * - "silent": the session is renewed in a hidden frame and the request sent again once;
+ * - "silent" (default): the session is renewed in a hidden frame and the request sent again
+ *   once, so the page keeps its state; when the provider wants the user (or the frame fails),
+ *   it falls back to "navigate";
+ * - "navigate": the page goes to refresh_url and comes back once renewed;
  * - or your own onRefreshRequired(context) decides.
  * A 401 with a `login_url` header (signed out meanwhile, in another tab say) goes to sign-in,
  * and back to this page afterwards.
@@ -13,7 +15,7 @@
   "use strict";
 
   var nativeFetch = global.fetch.bind(global);
-  var settings = { mode: "navigate", timeout: 10000, onRefreshRequired: null };
+  var settings = { mode: "silent", timeout: 10000, onRefreshRequired: null };
   var renewal = null; // the renewal in a hidden frame in progress, shared by parallel requests
   var leaving = false; // a navigation to refresh_url has started
 

@@ -72,6 +72,11 @@ class Backend(ABC):
         """Hold the lock of ``key``, shared by every process that shares the data, for at most
         ``seconds``; :class:`LockTimeout` after waiting as long for it."""
 
+    def record_keys(self) -> Iterator[str] | None:
+        """The keys of every token record (for ``flask oidc sessions``); None when the backend
+        cannot list them."""
+        return None
+
 
 @contextlib.contextmanager
 def thread_lock(lock: threading.RLock, key: str, seconds: float) -> Iterator[None]:
@@ -150,6 +155,13 @@ class TokenStore:
             tokens = self.load(record)
             self.backend.delete(record)
             return tokens
+
+    def records(self) -> Iterator[tuple[str, Tokens]] | None:
+        """Every live record with its tokens; None when the backend cannot list them."""
+        keys = self.backend.record_keys()
+        if keys is None:
+            return None
+        return ((key, tokens) for key in keys if (tokens := self.load(key)) is not None)
 
     @contextlib.contextmanager
     def lock(self, record: str) -> Iterator[None]:

@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -30,11 +30,13 @@ from flask_session.base import ServerSideSession
 
 from .. import clock
 from ..errors import SessionStoreFull
-from .base import Backend, file_lock
+from .base import RECORD_PREFIX, Backend, file_lock
 from .interface import LeanSessionInterface
 
 #: Shards per folder: the first two hex digits of an entry's hashed key.
 SHARDS = 256
+#: The folder of the token records, kept under their own names.
+RECORDS = "records"
 #: How long the sweeper waits between two shards (a whole pass takes ``SHARDS`` times this).
 SWEEP_PAUSE_SECONDS = 2.0
 #: Files changed more recently than this are read again rather than trusted from the cache.
@@ -55,11 +57,14 @@ class FileStore:
         self._sweeper_pid = 0
 
     def path(self, key: str) -> str:
-        """The entry's file: a hash of the key, in a shard of the directory."""
+        """The entry's file: a hash of the key, in a shard of the directory; a token record
+        under its own name, in a shard of ``records``, so that records can be listed."""
         path = self._paths.get(key)
         if path is None:
             name = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
             path = f"{self.directory}{os.sep}{name[:2]}{os.sep}{name}"
+            if key.startswith(RECORD_PREFIX):
+                path = os.path.join(self.directory, RECORDS, name[:2], key[len(RECORD_PREFIX) :])
             if len(self._paths) >= CACHE_ENTRIES:
                 self._paths.clear()
             self._paths[key] = path
@@ -120,8 +125,12 @@ class FileStore:
         shards = range(SHARDS) if shard is None else (shard,)
         now = clock.now()
         removed = 0
-        for number in shards:
-            folder = os.path.join(self.directory, f"{number:02x}")
+        folders = [
+            os.path.join(self.directory, *parents, f"{number:02x}")
+            for number in shards
+            for parents in ((), (RECORDS,))
+        ]
+        for folder in folders:
             with contextlib.suppress(FileNotFoundError), os.scandir(folder) as entries:
                 for entry in entries:
                     with contextlib.suppress(FileNotFoundError):
@@ -129,6 +138,17 @@ class FileStore:
                             os.unlink(entry.path)
                             removed += 1
         return removed
+
+    def record_keys(self) -> Iterator[str]:
+        """The keys of the token records that have not expired."""
+        now = clock.now()
+        for shard in range(SHARDS):
+            folder = os.path.join(self.directory, RECORDS, f"{shard:02x}")
+            with contextlib.suppress(FileNotFoundError), os.scandir(folder) as entries:
+                for entry in entries:
+                    with contextlib.suppress(FileNotFoundError):
+                        if not entry.name.startswith(".") and entry.stat().st_mtime > now:
+                            yield RECORD_PREFIX + entry.name
 
     def _start_sweeper(self) -> None:
         """One background sweeper per process (started on the first write, after a fork too)."""
@@ -246,6 +266,9 @@ class FileBackend(Backend):
 
     def delete_session(self, key: str) -> None:
         self.interface.sessions.delete(key)
+
+    def record_keys(self) -> Iterator[str]:
+        return self.records.record_keys()
 
     def lock(self, key: str, seconds: float) -> contextlib.AbstractContextManager[None]:
         return file_lock(self.lock_dir, key, seconds)

@@ -33,7 +33,7 @@ from redis.exceptions import (
 from redis.lock import Lock
 
 from ..config import ConfigError
-from .base import Backend, LockTimeout
+from .base import RECORD_PREFIX, Backend, LockTimeout
 from .interface import LeanSessionInterface
 from .tracking import TrackedReads
 
@@ -117,6 +117,11 @@ class RedisBackend(Backend):
         self.delete(key)
         if self.reads is not None:
             self.reads.forget(key)
+
+    def record_keys(self) -> Iterator[str]:
+        """The keys of the token records, by ``SCAN`` (of every master of a cluster)."""
+        for key in self.client.scan_iter(match=f"{RECORD_PREFIX}*", count=1000):
+            yield key.decode() if isinstance(key, bytes) else str(key)
 
     @contextlib.contextmanager
     def lock(self, key: str, seconds: float) -> Iterator[None]:

@@ -34,15 +34,18 @@ const CLIENT_SECRET = env('OP_CLIENT_SECRET', 'example-secret');
 const CLIENT_AUTH_METHOD = env('OP_CLIENT_AUTH_METHOD', 'client_secret_basic');
 // Where the provider fetches the client's public keys (private_key_jwt).
 const CLIENT_JWKS_URI = env('OP_CLIENT_JWKS_URI', '');
+// The example app's URLs, on OP_APP_PORT (what `make run PORT=...` sets), unless given whole.
+const APP_PORT = envInt('OP_APP_PORT', 5000);
+const APP_BASES = [`http://127.0.0.1:${APP_PORT}`, `http://localhost:${APP_PORT}`];
 const REDIRECT_URIS = envList(
   'OP_REDIRECT_URIS',
-  'http://127.0.0.1:5000/oidc/callback,http://localhost:5000/oidc/callback',
+  APP_BASES.map((base) => `${base}/oidc/callback`).join(','),
 );
 const POST_LOGOUT_REDIRECT_URIS = envList(
   'OP_POST_LOGOUT_REDIRECT_URIS',
-  'http://127.0.0.1:5000/oidc/logout/callback,http://localhost:5000/oidc/logout/callback',
+  APP_BASES.map((base) => `${base}/oidc/logout/callback`).join(','),
 );
-const BACKCHANNEL_LOGOUT_URI = env('OP_BACKCHANNEL_LOGOUT_URI', 'http://127.0.0.1:5000/oidc/backchannel-logout');
+const BACKCHANNEL_LOGOUT_URI = env('OP_BACKCHANNEL_LOGOUT_URI', `${APP_BASES[0]}/oidc/backchannel-logout`);
 
 const ACCESS_TOKEN_TTL = envInt('OP_ACCESS_TOKEN_TTL', 3600);
 const ID_TOKEN_TTL = envInt('OP_ID_TOKEN_TTL', 3600);
@@ -242,6 +245,8 @@ provider.on('server_error', (ctx, err) => {
 
 const server = provider.listen(PORT, HOST, () => {
   console.log(`oidc-provider listening on ${ISSUER}`);
+  console.log(`  client ${CLIENT_ID}: redirect URIs ${REDIRECT_URIS.join(' ')}`);
+  console.log('  (an app on another port: set OP_APP_PORT, or OP_REDIRECT_URIS and friends)');
 });
 
 function shutdown() {
