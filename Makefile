@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PROVIDER := tests/provider
 
-.PHONY: setup run check test lint bench docs clean
+.PHONY: setup run check test lint bench dist docs clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,8 +56,19 @@ bench: setup
 	  echo "(wrk is not installed: the HTTP figures come from a Python load generator)"
 	$(BIN)/python bench/bench.py
 
+# The sdist and the wheel, checked, then installed alone (runtime dependencies only) in a clean
+# virtual environment, where the package must import and find its script.
+dist: setup
+	rm -rf dist .dist-venv
+	$(BIN)/python -m build --no-isolation --outdir dist
+	$(BIN)/twine check --strict dist/*
+	$(PYTHON) -m venv .dist-venv
+	.dist-venv/bin/python -m pip install --quiet dist/*.whl
+	cd /tmp && $(CURDIR)/.dist-venv/bin/python $(CURDIR)/tests/smoke_installed.py
+
 docs: setup
 	$(BIN)/sphinx-build -W -b html docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) $(PROVIDER)/node_modules docs/_build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PROVIDER)/node_modules docs/_build dist .dist-venv .pytest_cache \
+	  .mypy_cache .ruff_cache

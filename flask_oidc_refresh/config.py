@@ -223,6 +223,7 @@ NEEDLESS_KEYS = {
     "OIDC_STORE_ID_TOKEN": "tokens are always kept server-side",
     "OIDC_CLIENT_SECRETS": "set OIDC_ISSUER, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET instead",
     "OIDC_CREATE_USER": "create users in an @oidc.on_login handler",
+    "OIDC_RESOURCE_SERVER_ONLY": "an API-only app uses @oidc.accept_token views only",
     "OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS_SKEW": "see OIDC_CLOCK_SKEW_SECONDS",
 }
 

@@ -13,14 +13,12 @@ from flask import Flask, Request, Response, current_app, g, request
 from flask.sessions import SessionMixin
 from flask_session import Session
 from flask_session.base import MsgSpecSerializer, ServerSideSessionInterface
-from flask_session.redis import RedisSessionInterface as FlaskSessionRedis
 
 from . import clock
 from .bearer import is_bearer_request
 from .config import Settings
 from .errors import OIDCError, SessionStoreFull, SessionStoreUnavailable
 from .store.files import DataSerializer, FileSessionInterface
-from .store.redis import RedisSessionInterface
 
 TOUCHED_KEY = "_oidc_touched"
 STORE_DOWN = "Sessions are unavailable just now. Please try again in a moment."
@@ -41,8 +39,8 @@ def ensure_server_side_sessions(
     """
     if app.config["SESSION_COOKIE_SAMESITE"] is None:
         app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
-    own = app.session_interface
-    if isinstance(own, FlaskSessionRedis) and type(own) is FlaskSessionRedis:  # the app's Session
+    own: Any = app.session_interface
+    if _is_flask_session_redis(own):  # set up by the app's own Session(app)
         _use_redis(app, own.client, settings)
     elif isinstance(own, ServerSideSessionInterface):
         pass
@@ -68,7 +66,18 @@ def ensure_server_side_sessions(
     )
 
 
+def _is_flask_session_redis(interface: Any) -> bool:
+    """Whether ``interface`` is Flask-Session's own Redis interface (not a subclass); told by
+    name, so that an app without redis-py (an optional dependency) never imports it."""
+    kind = type(interface)
+    return kind.__name__ == "RedisSessionInterface" and kind.__module__.startswith(
+        "flask_session.redis"
+    )
+
+
 def _use_redis(app: Flask, client: Any, settings: Settings) -> None:
+    from .store.redis import RedisSessionInterface  # needs redis-py: only for apps that use it
+
     if client is None:
         from redis import Redis
 
@@ -86,8 +95,9 @@ def store_label(app: Flask) -> str:
     interface = getattr(app.session_interface, "wrapped", app.session_interface)
     if isinstance(interface, FileSessionInterface):
         return f"the embedded store in {interface.root}"
-    if isinstance(interface, RedisSessionInterface):
-        return "Redis Cluster" if "Cluster" in type(interface.client).__name__ else "Redis"
+    client = getattr(interface, "client", None)
+    if client is not None and hasattr(client, "lock"):
+        return "Redis Cluster" if "Cluster" in type(client).__name__ else "Redis"
     return type(interface).__name__
 
 
