@@ -9,14 +9,16 @@ refuses others).
 from __future__ import annotations
 
 import base64
+import datetime
 import email.utils
 import hashlib
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from authlib.common.security import generate_token
@@ -45,41 +47,60 @@ class Finding:
     message: str
 
 
-def default_base_url(app: Flask) -> str:
-    """Where the app is served: ``SERVER_NAME`` (with ``PREFERRED_URL_SCHEME``), or what
-    ``flask run`` serves (``FLASK_RUN_HOST`` and ``FLASK_RUN_PORT``, by default
-    http://127.0.0.1:5000)."""
+def configured_base_url(app: Flask) -> str | None:
+    """Where the app is served, when its settings say (``SERVER_NAME``, or the host of
+    ``OIDC_REDIRECT_URI``); None when only a request could tell."""
+    redirect_uri = relying_party(app).settings.redirect_uri
+    if redirect_uri:
+        parts = urlsplit(redirect_uri)
+        return f"{parts.scheme}://{parts.netloc}"
     server_name = app.config.get("SERVER_NAME")
     if server_name:
         return f"{app.config.get('PREFERRED_URL_SCHEME', 'http')}://{server_name}"
+    return None
+
+
+def default_base_url(app: Flask) -> str:
+    """Where the app is served: as its settings say, or what ``flask run`` serves
+    (``FLASK_RUN_HOST`` and ``FLASK_RUN_PORT``, by default http://127.0.0.1:5000)."""
     host = os.environ.get("FLASK_RUN_HOST", "127.0.0.1")
-    return f"http://{host}:{os.environ.get('FLASK_RUN_PORT', '5000')}"
+    port = os.environ.get("FLASK_RUN_PORT", "5000")
+    return configured_base_url(app) or f"http://{host}:{port}"
 
 
-def check_app(app: Flask, base_url: str) -> list[Finding]:
-    """Every check of ``app`` served at ``base_url``: its own settings, then each provider."""
+def check_app(
+    app: Flask, base_url: str | None, providers: Mapping[str, Provider] | None = None
+) -> list[Finding]:
+    """Every check of ``app`` served at ``base_url``: its own settings, then each provider
+    (those of ``providers`` instead of the app's own, when given). Without a ``base_url``, the
+    checks of the app's URLs (https, redirect and post-logout URIs) are left out."""
     party = relying_party(app)
-    with app.test_request_context(base_url=base_url):
-        findings = list(_app_checks(app, party))
-        for name, provider in party.providers.items():
-            findings += _provider_checks(party, provider, name)
+    with app.test_request_context(base_url=base_url or "http://localhost"):
+        findings = list(_app_checks(app, party, with_urls=base_url is not None))
+        for name, provider in (providers or party.providers).items():
+            findings += _provider_checks(party, provider, name, with_urls=base_url is not None)
     return findings
 
 
 def check_on_startup(app: Flask) -> None:
     """Run the checks in the background (a slow provider does not hold up start-up); each
-    warning and problem becomes a log line."""
+    warning and problem becomes a log line. They use providers of their own, so that a server
+    forking meanwhile (gunicorn ``--preload``) never inherits a provider lock held by this
+    thread."""
+    party = relying_party(app)
+    providers = {name: Provider(p.settings, name) for name, p in party.providers.items()}
+    base_url = configured_base_url(app)
 
     def run() -> None:
         with app.app_context():
-            for finding in check_app(app, default_base_url(app)):
+            for finding in check_app(app, base_url, providers):
                 if finding.level != OK:
                     log.warning("oidc check: %s: %s", finding.topic, finding.message)
 
     threading.Thread(target=run, name="oidc-check", daemon=True).start()
 
 
-def _app_checks(app: Flask, party: RelyingParty) -> Iterator[Finding]:
+def _app_checks(app: Flask, party: RelyingParty, *, with_urls: bool) -> Iterator[Finding]:
     secret = app.secret_key or ""
     if len(secret) < 24:
         yield Finding(
@@ -100,20 +121,25 @@ def _app_checks(app: Flask, party: RelyingParty) -> Iterator[Finding]:
         )
     else:
         yield Finding(OK, "sessions", f"kept server-side in {kind}, shared by every worker")
+    if not with_urls:
+        return
     uri = flow.redirect_uri(party)
-    if uri.startswith("http://") and not is_loopback(uri):
+    if uri.lower().startswith("http://") and not is_loopback(uri):
         level = WARNING if party.settings.allow_insecure_http else PROBLEM
         yield Finding(
             level,
             "https",
             f"the redirect URI is {uri}: serve the app over https (behind a proxy, use "
-            "werkzeug's ProxyFix), or set OIDC_REDIRECT_URI",
+            "werkzeug's ProxyFix), or set OIDC_REDIRECT_URI (OIDC_ALLOW_INSECURE_HTTP allows "
+            "http, for closed test networks only)",
         )
     else:
         yield Finding(OK, "https", f"the redirect URI is {uri}")
 
 
-def _provider_checks(party: RelyingParty, provider: Provider, name: str) -> Iterator[Finding]:
+def _provider_checks(
+    party: RelyingParty, provider: Provider, name: str, *, with_urls: bool
+) -> Iterator[Finding]:
     label = f"provider {name!r}: " if name else ""
     try:
         metadata = provider.metadata
@@ -125,9 +151,10 @@ def _provider_checks(party: RelyingParty, provider: Provider, name: str) -> Iter
     yield from _clock(provider, label)
     redirect_uri = flow.redirect_uri(party, name)
     yield from _credentials(provider, label, redirect_uri)
-    yield from _redirect_uris(provider, label, redirect_uri)
-    yield from _logout_uri(provider, label)
-    yield from _features(party, metadata, label)
+    if with_urls:
+        yield from _redirect_uris(provider, label, redirect_uri)
+        yield from _logout_uri(provider, label)
+    yield from _features(metadata, label)
 
 
 def _keys(provider: Provider, label: str) -> Iterator[Finding]:
@@ -162,11 +189,15 @@ def _clock(provider: Provider, label: str) -> Iterator[Finding]:
         answer = provider.http.get(provider.metadata["jwks_uri"])
     except (requests.RequestException, OSError):
         return  # the keys check has said it
-    date = answer.headers.get("Date")
-    if not date:
-        yield Finding(WARNING, f"{label}clock", "the provider sends no Date: clocks not compared")
+    try:
+        sent = email.utils.parsedate_to_datetime(answer.headers.get("Date", ""))
+        age = float(answer.headers.get("Age", 0))  # a cached answer is that much older
+    except (TypeError, ValueError):
+        yield Finding(WARNING, f"{label}clock", "no readable Date from the provider: not compared")
         return
-    skew = clock.now() - email.utils.parsedate_to_datetime(date).timestamp()
+    if sent.tzinfo is None:  # "-0000": UTC, of unknown local zone
+        sent = sent.replace(tzinfo=datetime.UTC)
+    skew = clock.now() - sent.timestamp() - age
     allowed = provider.settings.clock_skew_seconds
     if abs(skew) > allowed:
         yield Finding(
@@ -194,12 +225,15 @@ def _credentials(provider: Provider, label: str, redirect_uri: str) -> Iterator[
             yield Finding(
                 PROBLEM, f"{label}credentials", f"the provider answered {exc}: {CREDENTIALS_HINT}"
             )
-        else:
+        elif exc.error == "invalid_grant":
             yield Finding(
                 OK,
                 f"{label}credentials",
-                f"the client authentication was accepted (the made-up code was refused: "
-                f"{exc.error})",
+                "the client authentication was accepted (the made-up code was refused)",
+            )
+        else:
+            yield Finding(
+                WARNING, f"{label}credentials", f"could not tell: the provider answered {exc}"
             )
         return
     except ProviderError as exc:
@@ -245,6 +279,9 @@ def _redirect_uris(provider: Provider, label: str, redirect_uri: str) -> Iterato
             "client at the provider, or set OIDC_REDIRECT_URI to one that is (check the "
             "app's URL with --url)",
         )
+    elif _sends_to(ours, redirect_uri) and "error=" in ours.headers.get("Location", ""):
+        answer = ours.headers["Location"].partition("?")[2]
+        yield Finding(WARNING, topic, f"the provider takes it, but answers a sign-in: {answer}")
     else:
         yield Finding(OK, topic, f"the provider takes {redirect_uri}")
     if _sends_to(other, UNREGISTERED_URI):
@@ -281,7 +318,7 @@ def _logout_uri(provider: Provider, label: str) -> Iterator[Finding]:
         yield Finding(OK, topic, f"the provider takes {uri}")
 
 
-def _features(party: RelyingParty, metadata: Any, label: str) -> Iterator[Finding]:
+def _features(metadata: Any, label: str) -> Iterator[Finding]:
     methods = metadata.get("code_challenge_methods_supported")
     if isinstance(methods, list) and "S256" not in methods:
         yield Finding(PROBLEM, f"{label}PKCE", "the provider does not offer S256, which is used")
@@ -290,7 +327,11 @@ def _features(party: RelyingParty, metadata: Any, label: str) -> Iterator[Findin
     else:
         yield Finding(OK, f"{label}PKCE", "S256")
     grants = metadata.get("grant_types_supported")
-    if isinstance(grants, list) and "refresh_token" not in grants:
+    if not isinstance(grants, list):
+        yield Finding(
+            OK, f"{label}refresh tokens", "not advertised: used when the provider gives one"
+        )
+    elif "refresh_token" not in grants:
         yield Finding(
             WARNING, f"{label}refresh tokens", "not offered: every renewal is a browser round trip"
         )

@@ -11,7 +11,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from .checks import OK, PROBLEM, check_app, default_base_url
+from .checks import OK, PROBLEM, check_app, configured_base_url, default_base_url
 from .relying_party import relying_party
 from .sessions import store_label
 
@@ -30,7 +30,8 @@ def check(url: str | None) -> None:
     """Check the settings against the provider; exit status 1 on a problem."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     base_url = url or default_base_url(app)
-    click.echo(f"Checking the sign-in of {app.name} at {base_url}")
+    guessed = "" if url or configured_base_url(app) else " (a guess: give --url)"
+    click.echo(f"Checking the sign-in of {app.name} at {base_url}{guessed}")
     findings = check_app(app, base_url)
     for finding in findings:
         click.echo(f"  {MARKS[finding.level]}  {finding.topic}: {finding.message}")
@@ -63,7 +64,9 @@ def sessions(sub: str | None, as_json: bool) -> None:
             "sub": claims.get("sub"),
             "sid": claims.get("sid"),
             "provider": tokens.provider or "default",
-            "renew_at": datetime.fromtimestamp(tokens.renew_at).isoformat(timespec="seconds"),
+            "renew_at": datetime.fromtimestamp(tokens.renew_at)
+            .astimezone()
+            .isoformat(timespec="seconds"),
             "store": store,
         }
         if as_json:
@@ -81,7 +84,8 @@ def sessions(sub: str | None, as_json: bool) -> None:
 @click.option("--sub", help="End every session of this user.")
 @click.option("--sid", help="End every session of this provider session.")
 def logout(sub: str | None, sid: str | None) -> None:
-    """End sessions on every worker and host, as a back-channel logout from the provider."""
+    """End sessions as a back-channel logout from the provider would: for every worker (and,
+    with Redis, every host), their tokens deleted here (not revoked at the provider)."""
     if (sub is None) == (sid is None):
         raise click.UsageError("give --sub or --sid")
     party = relying_party()
@@ -97,6 +101,6 @@ def logout(sub: str | None, sid: str | None) -> None:
         if records is not None
         else {p.settings.issuer for p in party.providers.values()}
     )
-    ended = sum(index.end(issuer, claim, str(value)) for issuer in issuers)
+    ended = sum(index.end(issuer, claim, str(value)) for issuer in issuers)  # live ones only
     log.info("ended %d session(s) of %s %s from the command line", ended, claim, value)
     click.echo(f"Ended {ended} session(s) of {claim} {value}.")

@@ -318,11 +318,20 @@ def log_by_default() -> None:
     logger = logging.getLogger("flask_oidc_refresh")
     if logger.hasHandlers():
         return
-    handler = logging.StreamHandler(wsgi_errors_stream)  # type: ignore[call-overload]
+    handler = _UntilConfigured(wsgi_errors_stream)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     logger.addHandler(handler)
     if logger.level == logging.NOTSET:
         logger.setLevel(logging.INFO)
+
+
+class _UntilConfigured(logging.StreamHandler):  # type: ignore[type-arg]
+    """The default handler, which stands down once the app configures logging (a handler on
+    the root logger), so that no line is written twice."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not logging.getLogger().handlers:
+            super().emit(record)
 
 
 def _guarded(view: F, check: Callable[[], WerkzeugResponse | None]) -> F:

@@ -57,6 +57,8 @@ class PendingAuthorization:
     max_age: int = -1
     #: The provider it goes to, by name (``""``: the default one).
     provider: str = ""
+    #: A silent renewal in the bundled script's hidden frame: a failure leaves the sign-in be.
+    in_frame: bool = False
 
     @property
     def nonce(self) -> str:
@@ -93,12 +95,13 @@ def start(
     acr_values: str = "",
     max_age: int = -1,
     provider: str = "",
+    in_frame: bool = False,
 ) -> Response:
     """Redirect to the provider for a new authorization (``silent``: with ``prompt=none``;
     ``hints``: ``id_token_hint`` and ``login_hint`` of the sign-in being renewed; ``params``:
     further parameters, after ``OIDC_AUTH_PARAMS``; ``acr_values`` and ``max_age``: a
     step-up, which the callback checks the ID token against; ``provider``: which one, by
-    name)."""
+    name; ``in_frame``: a silent renewal in the bundled script's hidden frame)."""
     settings = party.settings
     next_url = safe_next(next_url, settings.login_redirect_url)
     if len(next_url) > MAX_NEXT_LENGTH:
@@ -113,6 +116,7 @@ def start(
         acr_values=acr_values,
         max_age=max_age,
         provider=provider,
+        in_frame=in_frame,
     )
     _check_redirect_uri(party, redirect_uri(party, provider))
     url = authorization_url(party, pending, {**(params or {}), **(hints or {})})
@@ -149,13 +153,14 @@ def _check_redirect_uri(party: RelyingParty, uri: str) -> None:
     """Outside debug mode, refuse to send the provider a plain-http redirect URI of another host
     than this machine: the code would cross the network in the clear. Behind a proxy that ends
     TLS, Flask sees https only with werkzeug's ``ProxyFix``."""
-    if not uri.startswith("http://") or is_loopback(uri) or current_app.debug:
+    if not uri.lower().startswith("http://") or is_loopback(uri) or current_app.debug:
         return
     if party.settings.allow_insecure_http:
         return
     reason = (
         f"the redirect URI would be {uri}: serve the app over https (behind a proxy, use "
-        "werkzeug's ProxyFix so that Flask sees https), or set OIDC_REDIRECT_URI"
+        "werkzeug's ProxyFix so that Flask sees https), or set OIDC_REDIRECT_URI "
+        "(OIDC_ALLOW_INSECURE_HTTP allows http, for closed test networks only)"
     )
     log.error("sign-in is misconfigured: %s", reason)
     raise ConfigurationProblem(explained(MISCONFIGURED, reason))

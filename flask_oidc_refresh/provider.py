@@ -148,7 +148,7 @@ class Provider:
             response = self.http.get(url, **kwargs)
         except (requests.RequestException, OSError) as exc:
             if "NameResolutionError" in repr(exc):
-                raise ProviderMisconfigured(f"the host of {url} does not resolve") from exc
+                raise ProviderError(f"the host of {url} does not resolve (a typo?)") from exc
             raise ProviderError(f"GET {url} failed: {exc.__class__.__name__}") from exc
         return _json_object(response, f"GET {url}")
 
@@ -398,8 +398,8 @@ class Provider:
 def _json_object(response: requests.Response, call: str) -> dict[str, Any]:
     """The JSON object of a ``200`` answer to ``call``; anything else is a
     :class:`ProviderError`."""
-    if 400 <= response.status_code < 500:
-        raise _Refused(f"{call} answered {response.status_code}")
+    if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+        raise _Refused(f"{call} answered {response.status_code}")  # not "try later": refused
     if response.status_code != 200:
         raise ProviderError(f"{call} answered {response.status_code}")
     try:

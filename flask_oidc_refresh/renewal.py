@@ -66,21 +66,31 @@ def send_to_renewal(party: RelyingParty) -> Response:
     return redirect(url_for("oidc.refresh", next=page_of_request(party)), 303)
 
 
-def start_silent_renewal(party: RelyingParty, next_url: str) -> Response:
+def start_silent_renewal(party: RelyingParty, next_url: str, *, in_frame: bool = False) -> Response:
     """One silent (``prompt=none``) attempt per deadline; a second one is interactive. A
     session that is not signed in (any more) tries silently too, so that a live sign-in at the
-    provider brings the user straight back."""
+    provider brings the user straight back.
+
+    An attempt ``in_frame`` (the bundled script's hidden frame) does not count: a frame may not
+    get the provider's cookies (third-party cookies blocked), and when it fails the page tries
+    at the top level, where they are sent. A frame never shows an interactive sign-in."""
     sign_in = signin.current(session)
     if sign_in is None:
-        return flow.start(party, next_url, silent=True)
+        return flow.start(party, next_url, silent=True, in_frame=in_frame)
     if sign_in.renew_at > clock.now():
         return redirect(next_url)  # renewed meanwhile, by another tab
     provider = sign_in.provider if party.provider_named(sign_in.provider) else ""
-    if sign_in.silent_attempt_for == sign_in.renew_at:
+    tried = sign_in.silent_attempt_for == sign_in.renew_at
+    if tried and in_frame:
+        return redirect(url_for("oidc.refresh_failed"))
+    if tried:
         return flow.start(party, next_url, silent=False, provider=provider)
-    signin.mark_silent_attempt(session, sign_in)
+    if not in_frame:
+        signin.mark_silent_attempt(session, sign_in)
     hints = _hints(party, sign_in)
-    return flow.start(party, next_url, silent=True, hints=hints, provider=provider)
+    return flow.start(
+        party, next_url, silent=True, hints=hints, provider=provider, in_frame=in_frame
+    )
 
 
 def _hints(party: RelyingParty, sign_in: SignIn) -> dict[str, str]:

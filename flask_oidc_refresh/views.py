@@ -43,6 +43,7 @@ def make_blueprint(url_prefix: str) -> Blueprint:
     bp.add_url_rule("/logout/callback", view_func=logout_callback, methods=["GET"])
     bp.add_url_rule("/refresh", view_func=refresh, methods=["GET"])
     bp.add_url_rule("/refresh/done", view_func=refresh_done, methods=["GET"])
+    bp.add_url_rule("/refresh/failed", view_func=refresh_failed, methods=["GET"])
     bp.add_url_rule("/backchannel-logout", view_func=backchannel_logout, methods=["POST"])
     bp.add_url_rule("/jwks", view_func=jwks, methods=["GET"])
     return bp
@@ -158,6 +159,9 @@ def _failed(
 ) -> Response:
     """The provider did not complete ``pending``: a silent renewal ends the sign-in, an
     interactive sign-in is a :class:`LoginError` page."""
+    if pending.silent and pending.in_frame:  # the page tries again at the top level
+        log.info("a silent renewal in a frame failed: %s", reason)
+        return redirect(url_for("oidc.refresh_failed"))
     if pending.silent:
         return renewal_failed(party, pending.next_url, reason, pending.provider)
     raise LoginError(explained(message, reason), error=error)
@@ -204,7 +208,16 @@ def refresh() -> Response:
     """
     party = relying_party()
     next_url = safe_next(request.args.get("next"), party.settings.login_redirect_url)
-    return start_silent_renewal(party, next_url)
+    in_frame = next_url == url_for("oidc.refresh_done")  # where the script's frame ends
+    return start_silent_renewal(party, next_url, in_frame=in_frame)
+
+
+def refresh_failed() -> Response:
+    """``GET /refresh/failed``: where a renewal in a hidden frame ends that could not renew
+    silently; the script then renews at the top level."""
+    response = make_response("<!doctype html><title>Session not renewed</title>")
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def refresh_done() -> Response:

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from email.utils import formatdate
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from apps import SCRIPT, sign_in
 from click.testing import Result
-from conftest import ON_EVERY_STORE, MakeApp, Served, free_port
+from conftest import ON_EVERY_STORE, Clock, MakeApp, Served, free_port
 from fake_provider import FakeProvider
 from flask import Flask
 from flask.testing import FlaskClient
+
+from flask_oidc_refresh.relying_party import relying_party
 
 
 def check(served: Served, url: str | None = None) -> Result:
@@ -77,6 +82,68 @@ def test_check_on_startup_logs_the_problems(
     [line] = [r for r in caplog.records if "oidc check: credentials" in r.getMessage()]
     assert line.levelname == "WARNING"
     assert "OIDC_CLIENT_SECRET" in line.getMessage()
+    assert "redirect URI" not in caplog.text  # the app's URL is not known at start-up
+
+
+def test_check_on_startup_leaves_the_apps_own_providers_alone(
+    make_app: MakeApp, fake_provider: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server that forks while the check runs must not inherit a provider lock held by it."""
+    wrong_secret = {"error": "invalid_client", "error_description": "no"}
+    fake_provider.token_status, fake_provider.token_body = 401, wrong_secret
+    app, _ = make_app(OIDC_CHECK_ON_STARTUP=True)
+    deadline = time.monotonic() + 20
+    while "oidc check: credentials" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "oidc check: credentials" in caplog.text
+    assert relying_party(app).provider._metadata._value is None  # never fetched by the app's
+
+
+def test_check_tells_a_made_up_code_refused_for_another_reason(
+    make_app: MakeApp, fake_provider: FakeProvider
+) -> None:
+    app, _ = make_app()
+    fake_provider.token_status = 400
+    fake_provider.token_body = {"error": "invalid_request", "error_description": "huh"}
+    result = app.test_cli_runner().invoke(args=["oidc", "check", "--url", "http://127.0.0.1:5000"])
+    assert "WARNING  credentials: could not tell: the provider answered invalid_request" in (
+        result.output
+    )
+
+
+def test_check_names_a_server_clock_that_is_off(
+    make_app: MakeApp, fake_provider: FakeProvider, clock: Clock
+) -> None:
+    app, _ = make_app()
+    clock.advance(7200)
+    result = app.test_cli_runner().invoke(args=["oidc", "check", "--url", "http://127.0.0.1:5000"])
+    assert result.exit_code == 1
+    assert "PROBLEM  clock: this server's clock is +720" in result.output  # +7200 s, give or take
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"Date": formatdate(time.time() - 7200, usegmt=True), "Age": "7200"}, "ok"),
+        ({"Date": formatdate(time.time(), usegmt=True).replace("GMT", "-0000")}, "ok"),
+        ({"Date": "not a date"}, "warning"),
+        ({}, "warning"),
+    ],
+    ids=["answer-cached-for-two-hours", "utc-as-minus-0000", "malformed", "no-date"],
+)
+def test_the_clock_check_reads_http_dates_as_caches_send_them(
+    headers: dict[str, str], expected: str
+) -> None:
+    from flask_oidc_refresh.checks import _clock
+
+    answer = SimpleNamespace(headers=headers)
+    provider: Any = SimpleNamespace(
+        http=SimpleNamespace(get=lambda url: answer),
+        metadata={"jwks_uri": "https://login.example.com/jwks"},
+        settings=SimpleNamespace(clock_skew_seconds=60),
+    )
+    [finding] = _clock(provider, "")
+    assert finding.level == expected, finding
 
 
 # --- sessions ------------------------------------------------------------------------------

@@ -85,3 +85,26 @@ def test_without_logging_configured_each_line_has_its_level_and_logger_name() ->
     [line] = [line for line in run.stderr.splitlines() if "OIDC_CLIENT_SCRET" in line]
     assert "] WARNING flask_oidc_refresh.extension: OIDC_CLIENT_SCRET is not a" in line
     assert line.startswith("[")
+
+
+def test_logging_configured_after_init_app_writes_each_line_once() -> None:
+    script = textwrap.dedent(
+        """
+        import logging
+        from flask import Flask
+        from flask_oidc_refresh import OIDC
+
+        app = Flask("app")
+        app.config.update(
+            SECRET_KEY="s", OIDC_ISSUER="https://login.example.com", OIDC_CLIENT_ID="c",
+            OIDC_CLIENT_SECRET="x",
+        )
+        OIDC(app)
+        logging.basicConfig(format="app's own: %(name)s %(message)s")
+        logging.getLogger("flask_oidc_refresh.views").warning("one line")
+        """
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert run.stderr.splitlines() == ["app's own: flask_oidc_refresh.views one line"]

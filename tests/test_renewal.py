@@ -527,3 +527,20 @@ def test_a_first_sign_in_sends_no_hints(client: FlaskClient) -> None:
     response = client.get("/oidc/login")
     query = parse_qs(urlsplit(response.headers["Location"]).query)
     assert "id_token_hint" not in query and "login_hint" not in query
+
+
+def test_a_failed_renewal_in_the_scripts_frame_leaves_the_sign_in_to_the_page(
+    signed_in: FlaskClient, fake_provider: FakeProvider
+) -> None:
+    pass_renewal_deadline(signed_in)
+    in_frame = signed_in.get("/oidc/refresh?next=/oidc/refresh/done")
+    assert query(in_frame.headers["Location"])["prompt"] == "none"
+    state = query(in_frame.headers["Location"])["state"]
+    back = signed_in.get(
+        "/oidc/callback",
+        query_string={"error": "login_required", "state": state, "iss": fake_provider.issuer},
+    )
+    assert back.headers["Location"] == "/oidc/refresh/failed"  # the script renews at the top
+    assert signed_in.get("/private", headers=SCRIPT).status_code == 403  # signed in, still due
+    top_level = signed_in.get("/oidc/refresh?next=/private")
+    assert query(top_level.headers["Location"])["prompt"] == "none"  # the frame did not count

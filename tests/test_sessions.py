@@ -115,6 +115,7 @@ def test_an_index_entry_can_be_locked_under_its_records_lock(app: Flask) -> None
     when both keys hash to the same lock bucket, that must not wait for itself."""
     import hashlib
 
+    from flask_oidc_refresh.records import Tokens
     from flask_oidc_refresh.relying_party import relying_party
     from flask_oidc_refresh.store.base import LOCK_BUCKETS, RECORD_PREFIX, index_key
 
@@ -129,6 +130,7 @@ def test_an_index_entry_can_be_locked_under_its_records_lock(app: Flask) -> None
     with app.app_context():
         store = relying_party().token_store
         assert store.index is not None
+        store.save(record, Tokens({"sub": sub}, "id-token", "access-token", None, None, 0.0))
         with store.lock(record):
             # would raise LockTimeout if it waited for itself
             claims = {"iss": issuer, "sub": sub, "sid": "s"}

@@ -202,16 +202,18 @@ class SessionIndex:
 
     def end(self, issuer: str, claim: str, value: str) -> int:
         """End every session that ``issuer`` signed in and lists under ``claim`` = ``value``:
-        its session and its tokens are removed from the shared store. Returns how many."""
+        its session and its tokens are removed from the shared store. Returns how many were
+        still signed in."""
         key = index_key(issuer, claim, value)
         with self.backend.lock(key, INDEX_LOCK_SECONDS):
             members = list(self.backend.read(key) or ())
             self.backend.delete(key)
+        ended = 0
         for member in members:
             session_key, _, record = member.partition(" ")
             self.backend.delete_session(session_key)
-            self.store.end(record)
-        return len(members)
+            ended += self.store.end(record) is not None  # not one that had ended already
+        return ended
 
     def first_use(self, issuer: str, jti: str, ttl: int) -> bool:
         """Mark the logout token ``jti`` of ``issuer`` used for ``ttl`` seconds; False when it
