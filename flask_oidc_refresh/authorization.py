@@ -18,7 +18,7 @@ from .access_tokens import scopes_of
 from .config import ConfigError
 from .errors import AccessDenied, InsufficientScope, InvalidToken, LoginRequired
 from .navigation import is_script_request
-from .relying_party import RelyingParty
+from .relying_party import RelyingParty, relying_party
 
 #: What a view requires of the claims: ``{"groups": "admins"}`` (a value, or any of a list of
 #: values, per claim), or a predicate on the claims.
@@ -105,20 +105,17 @@ class SignInRequirement:
         return bool(self.acr_values) or self.max_age >= 0
 
 
-def require_sign_in(party: RelyingParty, requirement: SignInRequirement) -> Response | None:
+def require_sign_in(requirement: SignInRequirement) -> Response | None:
     """None when the session's user meets ``requirement``; otherwise a page load goes to
     sign-in (a step-up signs in again), a script gets ``401``, and a user whose claims do not
-    qualify gets ``403``."""
+    qualify gets ``403``. A signed-in user with no step-up asked costs a dictionary lookup."""
     claims = signin.claims(session)
-    leeway = party.settings.clock_skew_seconds
-    if claims is not None and (
-        not requirement.step_up
-        or flow.meets(claims, requirement.acr_values, requirement.max_age, clock.now(), leeway)
-    ):
-        if not satisfies(claims, requirement.claims):
+    if claims is not None and (not requirement.step_up or _meets_step_up(claims, requirement)):
+        if requirement.claims is not None and not satisfies(claims, requirement.claims):
             log.info("refused %s: the user's claims do not qualify", request.path)
             raise AccessDenied("Your account does not have access to this page.")
         return None
+    party = relying_party()
     here = request.full_path.rstrip("?")
     if is_script_request(request):
         if claims is None:
@@ -140,6 +137,11 @@ def require_sign_in(party: RelyingParty, requirement: SignInRequirement) -> Resp
     )
 
 
+def _meets_step_up(claims: dict[str, Any], requirement: SignInRequirement) -> bool:
+    leeway = relying_party().settings.clock_skew_seconds
+    return flow.meets(claims, requirement.acr_values, requirement.max_age, clock.now(), leeway)
+
+
 @dataclass(frozen=True)
 class TokenRequirement:
     """What ``accept_token`` asks of a request: a bearer token for ``audience`` (default
@@ -159,7 +161,7 @@ def require_token(party: RelyingParty, requirement: TokenRequirement) -> Respons
     token = bearer.bearer_token(request)
     if token is None and requirement.allow_session:
         if signin.is_signed_in(session) or not is_script_request(request):
-            return require_sign_in(party, SignInRequirement(claims=requirement.claims))
+            return require_sign_in(SignInRequirement(claims=requirement.claims))
         raise LoginRequired("Sign-in or a bearer token is required.", bearer=True)
     if token is None:
         raise InvalidToken("A bearer token is required.")

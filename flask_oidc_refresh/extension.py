@@ -52,6 +52,7 @@ class OIDC:
         self._login_handlers: list[LoginHandler] = []
         self._renew_handlers: list[LoginHandler] = []
         self._sign_in_checks: list[ClaimsCheck] = []
+        self._takes_tokens = False  # whether any view takes bearer tokens (accept_token)
         self._exemptions = Exemptions()
         if app is not None:
             self.init_app(app)
@@ -113,7 +114,7 @@ class OIDC:
         claims = signin.claims(session)
         if claims is None:
             relying_party()  # a clear error when init_app was forgotten
-        return None if is_bearer_request() else claims
+        return None if self._takes_tokens and is_bearer_request() else claims
 
     @property
     def access_token(self) -> str | None:
@@ -180,9 +181,7 @@ class OIDC:
         )
 
         def decorate(view: F) -> F:
-            return _guarded(
-                view, lambda: authorization.require_sign_in(relying_party(), requirement)
-            )
+            return _guarded(view, functools.partial(authorization.require_sign_in, requirement))
 
         return decorate if view is None else decorate(view)
 
@@ -221,6 +220,8 @@ class OIDC:
             claims=claims,
             allow_session=allow_session,
         )
+
+        self._takes_tokens = True
 
         def decorate(view: F) -> F:
             wrapper = _guarded(

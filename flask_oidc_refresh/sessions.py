@@ -187,12 +187,12 @@ class SessionGuard:
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         if self._errors and g.get("_oidc_store_down"):
             return
-        if is_bearer_request() and not session.modified:
-            return  # an API call with a token keeps no session alive, and sets no cookie
         interval = self._touch_interval
         if interval is not None and session.permanent and len(session) > 1:  # more than _permanent
             now = clock.now()
             if session.modified or now - session.get(TOUCHED_KEY, 0) >= interval:
+                if not session.modified and is_bearer_request():
+                    return  # an API call with a token keeps no session alive, sets no cookie
                 session[TOUCHED_KEY] = now  # the sliding lifetime, extended once per interval
         try:
             self._save(app, session, response)
