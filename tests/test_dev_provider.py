@@ -112,3 +112,22 @@ def test_example_app_under_flask_run_configured_by_environment(
     page = sign_in(requests.Session(), f"{base}/profile", user="erin")
     assert '<strong id="sub">erin</strong>' in page.text
     assert "erin@example.test" in page.text
+
+
+def test_an_app_on_another_port_learns_where_the_allowed_urls_come_from(
+    start_provider: Callable[..., DevProvider],
+) -> None:
+    provider = start_provider([5000])
+    page = requests.get(
+        f"{provider.issuer}/auth",
+        params={
+            "client_id": "example-app",
+            "response_type": "code",
+            "scope": "openid",
+            "redirect_uri": "http://127.0.0.1:8123/oidc/callback",
+        },
+        timeout=10,
+    )
+    assert page.status_code == 400
+    assert "http://127.0.0.1:5000/oidc/callback" in page.text
+    assert "OP_APP_PORT" in page.text

@@ -141,8 +141,27 @@ function accountClaims(sub) {
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'dev-rs256', alg: 'RS256', use: 'sig' };
 
+const escapeHtml = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+// The error page, with where this provider's allowed URLs come from when an app's are refused.
+async function renderError(ctx, out) {
+  const refused = /redirect_uri/.test(`${out.error} ${out.error_description}`);
+  const hint = refused ? `
+    <p>This development provider lets client ${escapeHtml(CLIENT_ID)} use these redirect URIs:
+    ${REDIRECT_URIS.map(escapeHtml).join(', ')}; and these post-logout redirect URIs:
+    ${POST_LOGOUT_REDIRECT_URIS.map(escapeHtml).join(', ')}.</p>
+    <p>An app on another port: start the provider with OP_APP_PORT set to it
+    (<code>make run PORT=...</code> does), or give OP_REDIRECT_URIS and
+    OP_POST_LOGOUT_REDIRECT_URIS.</p>` : '';
+  ctx.type = 'html';
+  ctx.body = `<!doctype html><html lang="en"><meta charset="utf-8">
+    <title>oops! something went wrong</title><h1>oops! something went wrong</h1>
+    <pre>${escapeHtml(JSON.stringify(out, null, 2))}</pre>${hint}</html>`;
+}
+
 const configuration = {
   clients: [client, serviceClient],
+  renderError,
   jwks: { keys: [signingKey] },
   cookies: { keys: ['dev-cookie-key-1-not-secret', 'dev-cookie-key-2-not-secret'] },
 
