@@ -39,16 +39,16 @@ def validate_jwt_access_token(
 ) -> dict[str, Any]:
     """Check a JWT access token and return its claims.
 
-    Checks the signature with ``key`` and only ``algorithms`` (asymmetric ones: never ``none``,
-    never a MAC), the ``typ`` header (``at+jwt``, or one of ``types``), ``iss``, that ``aud``
-    contains ``audience``, ``exp`` (required), ``nbf`` and ``iat`` with ``leeway``, and that it
+    Checks the signature with ``key`` and only the asymmetric ones of ``algorithms`` (never
+    ``none``, never a MAC: an access token is never checked with the client secret), the
+    ``typ`` header (``at+jwt``, or one of ``types``), ``iss``, that ``aud`` contains
+    ``audience``, ``exp`` (required), ``nbf`` and ``iat`` with ``leeway``, and that it
     is no other kind of token (an ID token's ``nonce`` and hashes, a logout token's ``events``,
     Keycloak's ``typ`` claim; a token of a relaxed type must grant a scope or a role) nor one
     bound to a key (``cnf``).
     """
-    if not set(algorithms) <= set(ASYMMETRIC_ALGORITHMS):
-        raise TokenError("access tokens are checked with asymmetric algorithms only")
-    verified = verify_signature(token, key, algorithms, "access token")
+    asymmetric = [alg for alg in algorithms if alg in ASYMMETRIC_ALGORITHMS] or ["RS256"]
+    verified = verify_signature(token, key, asymmetric, "access token")
     kind = verified.header.get("typ")
     if not isinstance(kind, str) or media_type(kind) not in types:
         raise TokenError(f"the token's typ is {kind!r}, not an access token's")

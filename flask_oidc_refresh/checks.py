@@ -8,10 +8,8 @@ refuses others).
 
 from __future__ import annotations
 
-import base64
 import datetime
 import email.utils
-import hashlib
 import logging
 import os
 import threading
@@ -243,20 +241,16 @@ def _credentials(provider: Provider, label: str, redirect_uri: str) -> Iterator[
 
 
 def _authorization_probe(provider: Provider, redirect_uri: str) -> requests.Response:
-    verifier = generate_token(48)
-    challenge = hashlib.sha256(verifier.encode()).digest()
-    params = {
-        "client_id": provider.settings.client_id,
-        "response_type": "code",
-        "redirect_uri": redirect_uri,
-        "scope": "openid",
-        "state": generate_token(16),
-        "nonce": generate_token(16),
-        "code_challenge": base64.urlsafe_b64encode(challenge).rstrip(b"=").decode(),
-        "code_challenge_method": "S256",
-    }
-    url = provider.metadata["authorization_endpoint"]
-    return provider.http.get(url, params=params, allow_redirects=False)
+    """The first step of a sign-in with ``redirect_uri``, as the app would send it."""
+    with provider.client() as client:
+        url, _ = client.create_authorization_url(
+            provider.metadata["authorization_endpoint"],
+            state=generate_token(16),
+            nonce=generate_token(16),
+            code_verifier=generate_token(48),
+            redirect_uri=redirect_uri,
+        )
+    return provider.http.get(url, allow_redirects=False)
 
 
 def _sends_to(response: requests.Response, uri: str) -> bool:

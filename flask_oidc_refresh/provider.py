@@ -276,13 +276,6 @@ class Provider:
         """Whether authorization responses must carry ``iss`` (RFC 9207)."""
         return self.metadata.get("authorization_response_iss_parameter_supported") is True
 
-    def _provider_key(self, token: GuestProtocol) -> Key:
-        """The provider key a token names, never the client secret (for access tokens)."""
-        alg = token.headers().get("alg")
-        if isinstance(alg, str) and alg.startswith("HS"):
-            raise TokenError("a MAC-signed token is no access token of the provider")
-        return self.signing_key(token)
-
     def signing_key(self, token: GuestProtocol) -> Key:
         """The provider key named by a token's ``kid``; an unknown one refetches the key set.
 
@@ -313,16 +306,16 @@ class Provider:
 
     def validate_access_token(self, token: str, audience: str) -> dict[str, Any]:
         """A JWT access token of this provider for the API ``audience``, checked locally (RFC
-        9068); its claims. Only asymmetric algorithms: an access token is never checked with
-        the client secret."""
-        expectations = self._expectations()
-        del expectations["client_id"]
-        algorithms = [a for a in self.id_token_algorithms if a in ASYMMETRIC_ALGORITHMS]
+        9068) with the asymmetric ones of the ID token algorithms; its claims."""
         return validate_jwt_access_token(
             token,
-            **{**expectations, "key": self._provider_key, "algorithms": algorithms or ["RS256"]},
+            key=self.signing_key,
+            algorithms=self.id_token_algorithms,
+            issuer=self.issuer,
             audience=audience,
             types=self.settings.access_token_types,
+            leeway=self.settings.clock_skew_seconds,
+            now=clock.now(),
         )
 
     def introspect(self, token: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from conftest import Serve, Served, require_tool
 from flask_oidc_refresh.testing import pass_renewal_deadline
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, BrowserContext, Page
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM_ARGS = [
@@ -69,16 +69,22 @@ class _Cookies:
 def tab(browser: Browser, example_app: Callable[..., Served]) -> Iterator[Tab]:
     served = example_app(OIDC_USE_REFRESH_TOKENS="false")  # the browser renews, not the server
     context = browser.new_context()
+    page = signed_in_page(context, served.base)
+    yield Tab(served, page)
+    context.close()
+
+
+def signed_in_page(context: BrowserContext, base: str) -> Page:
+    """A page of ``context`` signed in as alice on the example app at ``base``."""
     context.set_default_timeout(20_000)  # a stuck page fails fast, with Playwright's reason
     page = context.new_page()
-    page.goto(f"{served.base}/profile")
+    page.goto(f"{base}/profile")
     page.fill("input[name=login]", "alice")
     page.fill("input[name=password]", "secret")
     page.click("button[type=submit]")
     page.click("button[type=submit]")  # consent
-    page.wait_for_url(f"{served.base}/profile")
-    yield Tab(served, page)
-    context.close()
+    page.wait_for_url(f"{base}/profile")
+    return page
 
 
 def test_profile_page_shows_the_user_and_the_countdown(tab: Tab) -> None:
@@ -301,14 +307,7 @@ def test_with_third_party_cookies_blocked_the_default_falls_back_to_navigating(
     served = example_app(OIDC_USE_REFRESH_TOKENS="false")
     base = served.base.replace("127.0.0.1", "localhost")
     context = browser.new_context()
-    context.set_default_timeout(20_000)
-    page = context.new_page()
-    page.goto(f"{base}/profile")
-    page.fill("input[name=login]", "alice")
-    page.fill("input[name=password]", "secret")
-    page.click("button[type=submit]")
-    page.click("button[type=submit]")  # consent
-    page.wait_for_url(f"{base}/profile")
+    page = signed_in_page(context, base)
     cookie = next(c for c in context.cookies() if c["name"] == "session")
     pass_renewal_deadline(served.client(_Cookies(cookie["value"])))
     page.evaluate("window.stillHere = true")
