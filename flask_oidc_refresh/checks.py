@@ -23,7 +23,6 @@ from authlib.common.security import generate_token
 from flask import Flask, url_for
 
 from . import clock, flow
-from .config import is_loopback
 from .provider import CREDENTIALS_HINT, Provider, ProviderError, TokenEndpointError
 from .relying_party import RelyingParty, relying_party
 from .sessions import store_label
@@ -122,15 +121,9 @@ def _app_checks(app: Flask, party: RelyingParty, *, with_urls: bool) -> Iterator
     if not with_urls:
         return
     uri = flow.redirect_uri(party)
-    if uri.lower().startswith("http://") and not is_loopback(uri):
-        level = WARNING if party.settings.allow_insecure_http else PROBLEM
-        yield Finding(
-            level,
-            "https",
-            f"the redirect URI is {uri}: serve the app over https (behind a proxy, use "
-            "werkzeug's ProxyFix), or set OIDC_REDIRECT_URI (OIDC_ALLOW_INSECURE_HTTP allows "
-            "http, for closed test networks only)",
-        )
+    reason = flow.insecure_redirect_uri(uri)
+    if reason is not None:
+        yield Finding(WARNING if party.settings.allow_insecure_http else PROBLEM, "https", reason)
     else:
         yield Finding(OK, "https", f"the redirect URI is {uri}")
 

@@ -36,15 +36,19 @@ class OIDCError(HTTPException):
         if error is not None:
             self.error = error
 
+    def answers_json(self) -> bool:
+        """Whether the answer is a JSON object (to a script) rather than a page."""
+        return is_script_request(request)
+
     def get_body(self, environ: Any = None, scope: Any = None) -> str:
         """A JSON object for script requests, the standard HTML error page otherwise."""
-        if is_script_request(request):
+        if self.answers_json():
             return json.dumps({"error": self.error, "error_description": self.description})
         return super().get_body(environ, scope)
 
     def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
         """The body's content type, and no caching."""
-        kind = "application/json" if is_script_request(request) else "text/html; charset=utf-8"
+        kind = "application/json" if self.answers_json() else "text/html; charset=utf-8"
         return [("Content-Type", kind), ("Cache-Control", "no-store")]
 
 
@@ -143,9 +147,9 @@ class BearerError(OIDCError):
         super().__init__(description, error=error)
         self.scope = scope
 
-    def get_body(self, environ: Any = None, scope: Any = None) -> str:
-        """The error as a JSON object."""
-        return json.dumps({"error": self.error, "error_description": self.description})
+    def answers_json(self) -> bool:
+        """Always: API clients are no browsers."""
+        return True
 
     def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
         """JSON, no caching, and the challenge."""
@@ -153,11 +157,7 @@ class BearerError(OIDCError):
         challenge = ", ".join(
             f'{name}="{_quotable(value)}"' for name, value in values.items() if value
         )
-        return [
-            ("Content-Type", "application/json"),
-            ("Cache-Control", "no-store"),
-            ("WWW-Authenticate", f"Bearer {challenge}"),
-        ]
+        return [*super().get_headers(environ, scope), ("WWW-Authenticate", f"Bearer {challenge}")]
 
 
 class InvalidToken(BearerError):

@@ -149,19 +149,24 @@ def redirect_uri(party: RelyingParty, provider: str = "") -> str:
     return f"{base.rstrip('/')}/{provider}" if provider else base
 
 
-def _check_redirect_uri(party: RelyingParty, uri: str) -> None:
-    """Outside debug mode, refuse to send the provider a plain-http redirect URI of another host
-    than this machine: the code would cross the network in the clear. Behind a proxy that ends
-    TLS, Flask sees https only with werkzeug's ``ProxyFix``."""
-    if not uri.lower().startswith("http://") or is_loopback(uri) or current_app.debug:
-        return
-    if party.settings.allow_insecure_http:
-        return
-    reason = (
-        f"the redirect URI would be {uri}: serve the app over https (behind a proxy, use "
-        "werkzeug's ProxyFix so that Flask sees https), or set OIDC_REDIRECT_URI "
-        "(OIDC_ALLOW_INSECURE_HTTP allows http, for closed test networks only)"
+def insecure_redirect_uri(uri: str) -> str | None:
+    """Why the redirect URI ``uri`` is unsafe outside debug mode (plain http to another host
+    than this machine: the code would cross the network in the clear), or None."""
+    if not uri.lower().startswith("http://") or is_loopback(uri):
+        return None
+    return (
+        f"the redirect URI is {uri}: serve the app over https (behind a proxy, use werkzeug's "
+        "ProxyFix so that Flask sees https), or set OIDC_REDIRECT_URI (OIDC_ALLOW_INSECURE_HTTP "
+        "allows http, for closed test networks only)"
     )
+
+
+def _check_redirect_uri(party: RelyingParty, uri: str) -> None:
+    """Refuse an unsafe redirect URI (see :func:`insecure_redirect_uri`), unless in debug mode
+    or ``OIDC_ALLOW_INSECURE_HTTP`` allows it."""
+    reason = insecure_redirect_uri(uri)
+    if reason is None or current_app.debug or party.settings.allow_insecure_http:
+        return
     log.error("sign-in is misconfigured: %s", reason)
     raise ConfigurationProblem(explained(MISCONFIGURED, reason))
 
